@@ -1,0 +1,42 @@
+/**
+ * Chronicle as a library: the same engine the server runs, in your process.
+ *
+ *   import { EventStore } from 'chronicle';
+ *   const store = await EventStore.open({ directory: './data' });   // or { inMemory: true }
+ *   await store.appendToStream('order-1', [{ type: 'OrderPlaced', data: { total: 10 } }], { expectedState: 'no_stream' });
+ *   const events = await store.readStream('order-1');
+ */
+export { EventStore, TOMBSTONE_REVISION, type EventStoreOptions } from '../store/event-store.js';
+export { subscribeToAll, subscribeToStream, type SubscribeToAllOptions, type SubscribeToStreamOptions } from '../store/catch-up.js';
+export type {
+  AppendOptions,
+  AppendResult,
+  ContentType,
+  DeleteResult,
+  Direction,
+  EventData,
+  EventFilter,
+  ExpectedState,
+  Position,
+  ReadAllOptions,
+  ReadAllResult,
+  ReadStreamOptions,
+  RecordedEvent,
+  StreamMetadataResult,
+} from '../store/types.js';
+export {
+  ChronicleError,
+  ERROR_REGISTRY,
+  EventIdConflictError,
+  InvalidArgumentError,
+  MaximumAppendSizeExceededError,
+  StorageFailureError,
+  StoreUnavailableError,
+  StreamDeletedError,
+  StreamNotFoundError,
+  WrongExpectedVersionError,
+  type ErrorCode,
+} from '../errors.js';
+export { LogCorruptionError, LogFailedError } from '../storage/errors.js';
+export { MemoryFileSystem } from '../storage/memory-file-system.js';
+export type { FileSystem, LogFile } from '../storage/file-system.js';

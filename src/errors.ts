@@ -1,0 +1,126 @@
+/**
+ * The one registry of Chronicle's errors. Every error a client can see has a stable code, and each
+ * code is mapped here — and only here — to its gRPC status, the KurrentDB `exception` trailer the
+ * official clients switch on, and its HTTP status. Nothing anywhere matches on message text.
+ */
+export const GrpcStatus = {
+  InvalidArgument: 3,
+  NotFound: 5,
+  AlreadyExists: 6,
+  PermissionDenied: 7,
+  FailedPrecondition: 9,
+  Aborted: 10,
+  Unimplemented: 12,
+  Internal: 13,
+  Unavailable: 14,
+} as const;
+
+export interface ErrorMapping {
+  grpcStatus: number;
+  /** Value of the `exception` trailer the KurrentDB clients map to typed errors, if any. */
+  kurrentException?: string;
+  httpStatus: number;
+}
+
+export const ERROR_REGISTRY = {
+  WRONG_EXPECTED_VERSION: { grpcStatus: GrpcStatus.FailedPrecondition, kurrentException: 'wrong-expected-version', httpStatus: 409 },
+  STREAM_NOT_FOUND: { grpcStatus: GrpcStatus.NotFound, kurrentException: 'stream-not-found', httpStatus: 404 },
+  STREAM_DELETED: { grpcStatus: GrpcStatus.FailedPrecondition, kurrentException: 'stream-deleted', httpStatus: 410 },
+  MAXIMUM_APPEND_SIZE_EXCEEDED: { grpcStatus: GrpcStatus.InvalidArgument, kurrentException: 'maximum-append-size-exceeded', httpStatus: 413 },
+  EVENT_ID_CONFLICT: { grpcStatus: GrpcStatus.AlreadyExists, httpStatus: 409 },
+  INVALID_ARGUMENT: { grpcStatus: GrpcStatus.InvalidArgument, httpStatus: 400 },
+  NOT_LEADER: { grpcStatus: GrpcStatus.NotFound, kurrentException: 'not-leader', httpStatus: 503 },
+  ACCESS_DENIED: { grpcStatus: GrpcStatus.PermissionDenied, kurrentException: 'access-denied', httpStatus: 403 },
+  STORE_UNAVAILABLE: { grpcStatus: GrpcStatus.Unavailable, httpStatus: 503 },
+  STORAGE_FAILURE: { grpcStatus: GrpcStatus.Internal, httpStatus: 500 },
+} as const satisfies Record<string, ErrorMapping>;
+
+export type ErrorCode = keyof typeof ERROR_REGISTRY;
+
+/** Base class of every error Chronicle reports to a caller. */
+export class ChronicleError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** Structured facts for the protocol layers (current revision, stream name, limits...). */
+    readonly details: Readonly<Record<string, unknown>> = {},
+  ) {
+    super(message);
+    this.name = 'ChronicleError';
+  }
+
+  get mapping(): ErrorMapping {
+    return ERROR_REGISTRY[this.code];
+  }
+}
+
+/** What a stream was found to be when an expected state did not hold. */
+export type ActualStreamState = { kind: 'no-stream' } | { kind: 'revision'; revision: number };
+
+export class WrongExpectedVersionError extends ChronicleError {
+  constructor(
+    readonly stream: string,
+    readonly expected: string,
+    readonly actual: ActualStreamState,
+  ) {
+    const actualText = actual.kind === 'no-stream' ? 'the stream does not exist' : `the stream is at revision ${actual.revision}`;
+    super('WRONG_EXPECTED_VERSION', `append to '${stream}' expected ${expected}, but ${actualText}`, { stream, expected, actual });
+    this.name = 'WrongExpectedVersionError';
+  }
+}
+
+export class StreamNotFoundError extends ChronicleError {
+  constructor(readonly stream: string) {
+    super('STREAM_NOT_FOUND', `stream '${stream}' was not found`, { stream });
+    this.name = 'StreamNotFoundError';
+  }
+}
+
+export class StreamDeletedError extends ChronicleError {
+  constructor(readonly stream: string) {
+    super('STREAM_DELETED', `stream '${stream}' is deleted (tombstoned) and can be neither read nor written`, { stream });
+    this.name = 'StreamDeletedError';
+  }
+}
+
+export class MaximumAppendSizeExceededError extends ChronicleError {
+  constructor(
+    readonly sizeBytes: number,
+    readonly maxAppendSizeBytes: number,
+    what: string,
+  ) {
+    super('MAXIMUM_APPEND_SIZE_EXCEEDED', `${what} is ${sizeBytes} bytes, over the limit of ${maxAppendSizeBytes} bytes`, {
+      sizeBytes,
+      maxAppendSizeBytes,
+    });
+    this.name = 'MaximumAppendSizeExceededError';
+  }
+}
+
+export class EventIdConflictError extends ChronicleError {
+  constructor(readonly stream: string, detail: string) {
+    super('EVENT_ID_CONFLICT', `append to '${stream}' reuses event ids of an earlier write: ${detail}`, { stream });
+    this.name = 'EventIdConflictError';
+  }
+}
+
+export class InvalidArgumentError extends ChronicleError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('INVALID_ARGUMENT', message, details);
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+export class StoreUnavailableError extends ChronicleError {
+  constructor(message: string) {
+    super('STORE_UNAVAILABLE', message);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+export class StorageFailureError extends ChronicleError {
+  constructor(message: string, override readonly cause: unknown) {
+    super('STORAGE_FAILURE', message);
+    this.name = 'StorageFailureError';
+  }
+}

@@ -1,0 +1,89 @@
+import { CheckpointFile } from './checkpoint-file.js';
+import type { FileSystem } from './file-system.js';
+import { DEFAULT_MAX_FRAME_BYTES } from './log.js';
+import { checkFrame } from './record-frame.js';
+import { listSegmentBases, openSegment } from './segments.js';
+
+const VERIFY_CHUNK_BYTES = 8 * 1024 * 1024;
+
+export interface LogVerification {
+  records: number;
+  /** Position just past the last valid record before any damage. */
+  validEnd: number;
+  /** The first damage found, if any. */
+  damage?: { file: string; fileOffset: number; position: number; detail: string };
+}
+
+/**
+ * Reads and checks every record of the log, from the first segment to the last, without
+ * changing anything. `chronicle verify` runs it; recovery on open only checks the tail.
+ */
+export async function verifyLog(fileSystem: FileSystem, directory: string, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Promise<LogVerification> {
+  let records = 0;
+  let validEnd = 0;
+  const bases = await listSegmentBases(fileSystem, directory);
+  for (const base of bases) {
+    const segment = await openSegment(fileSystem, directory, base, false);
+    try {
+      if (base !== validEnd && records > 0) {
+        return { records, validEnd, damage: { file: segment.file.path, fileOffset: 0, position: base, detail: `segment starts at ${base}, the previous one ends at ${validEnd}` } };
+      }
+      validEnd = base;
+      let offset = 0;
+      while (offset < segment.sizeBytes) {
+        let bytes = Buffer.allocUnsafe(Math.min(VERIFY_CHUNK_BYTES, segment.sizeBytes - offset));
+        await segment.file.read(bytes, 0, bytes.byteLength, offset);
+        let cursor = 0;
+        while (cursor < bytes.byteLength) {
+          let check = checkFrame(bytes, cursor, maxFrameBytes);
+          if (!check.ok && check.reason === 'incomplete' && offset + bytes.byteLength < segment.sizeBytes) {
+            if (cursor === 0) {
+              const length = bytes.byteLength >= 4 ? bytes.readUInt32LE(0) : 0;
+              bytes = Buffer.allocUnsafe(Math.min(Math.max(length, 32), segment.sizeBytes - offset));
+              await segment.file.read(bytes, 0, bytes.byteLength, offset);
+              check = checkFrame(bytes, 0, maxFrameBytes);
+            } else {
+              break;
+            }
+          }
+          if (!check.ok) {
+            return { records, validEnd, damage: { file: segment.file.path, fileOffset: offset + cursor, position: base + offset + cursor, detail: check.detail } };
+          }
+          cursor += check.length;
+          records++;
+          validEnd = base + offset + cursor;
+        }
+        offset += cursor;
+      }
+    } finally {
+      await segment.file.close();
+    }
+  }
+  return { records, validEnd };
+}
+
+/**
+ * Cuts the log at `position` (the end of its valid part), deleting later segments. An operator's
+ * explicit repair: what lies after the damage is lost, so it is never done automatically.
+ */
+export async function truncateLogAt(fileSystem: FileSystem, directory: string, position: number): Promise<void> {
+  const bases = await listSegmentBases(fileSystem, directory);
+  for (const base of bases) {
+    const segment = await openSegment(fileSystem, directory, base, false);
+    try {
+      if (base > position || (base === position && base > 0)) {
+        await segment.file.close();
+        await fileSystem.remove(segment.file.path);
+        continue;
+      }
+      if (base + segment.sizeBytes > position) {
+        await segment.file.truncate(position - base);
+        await segment.file.datasync();
+      }
+    } finally {
+      await segment.file.close().catch(() => undefined);
+    }
+  }
+  await fileSystem.syncDirectory(directory);
+  await new CheckpointFile(fileSystem, directory, 'log.checkpoint').write(position, { sync: true });
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import { InvalidArgumentError, MaximumAppendSizeExceededError } from '../errors.js';
+import type { EventToEncode } from './event-codec.js';
+import { parseMetadataBytes } from './stream-metadata.js';
+import { isMetastream, validateEventType } from './stream-names.js';
+import type { EventData } from './types.js';
+import { idKeyOf, uuidToBytes } from './uuid.js';
+
+export interface SizeLimits {
+  /** Largest single event (data + metadata + type + stream name). */
+  maxEventSizeBytes: number;
+  /** Largest append (all its events together). */
+  maxAppendSizeBytes: number;
+}
+
+export const DEFAULT_MAX_EVENT_SIZE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_APPEND_SIZE_BYTES = 32 * 1024 * 1024;
+
+/** An event validated and turned into bytes, waiting for its revision. */
+export type PreparedEvent = Omit<EventToEncode, 'revision' | 'createdMicros'> & { idKey: string };
+
+const EMPTY = new Uint8Array(0);
+
+function toBytes(value: unknown, what: string): { bytes: Uint8Array; isJson: boolean } {
+  if (value === undefined) return { bytes: EMPTY, isJson: false };
+  if (value instanceof Uint8Array) return { bytes: value, isJson: false };
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`event ${what} cannot be serialised as JSON: ${(error as Error).message}`);
+  }
+  if (json === undefined) throw new InvalidArgumentError(`event ${what} cannot be serialised as JSON`);
+  return { bytes: Buffer.from(json, 'utf8'), isJson: true };
+}
+
+/**
+ * Validates the events of one append and turns them into bytes: types, ids (generated when
+ * absent, never repeated within the append), content, metadata JSON for `$$` streams, and sizes.
+ */
+export function prepareEvents(stream: string, events: readonly EventData[], limits: SizeLimits, newUuid: () => string = randomUUID): PreparedEvent[] {
+  if (!Array.isArray(events)) throw new InvalidArgumentError('events must be an array');
+  const prepared: PreparedEvent[] = [];
+  const seen = new Set<string>();
+  const streamBytes = Buffer.byteLength(stream, 'utf8');
+  let total = 0;
+  for (const [i, event] of events.entries()) {
+    if (typeof event !== 'object' || event === null) throw new InvalidArgumentError(`event ${i} is not an object`);
+    validateEventType(event.type, stream);
+    const id = uuidToBytes(event.id ?? newUuid());
+    const idKey = idKeyOf(id);
+    if (seen.has(idKey)) throw new InvalidArgumentError(`event id ${event.id} appears twice in one append`, { stream });
+    seen.add(idKey);
+    if (event.contentType !== undefined && event.contentType !== 'application/json' && event.contentType !== 'application/octet-stream') {
+      throw new InvalidArgumentError(`content type must be 'application/json' or 'application/octet-stream', not '${String(event.contentType)}'`);
+    }
+    const data = toBytes(event.data, 'data');
+    const metadata = toBytes(event.metadata, 'metadata');
+    const isJson = event.contentType ? event.contentType === 'application/json' : data.isJson || event.data === undefined;
+    if (isMetastream(stream)) parseMetadataBytes(data.bytes);
+    const size = data.bytes.byteLength + metadata.bytes.byteLength + Buffer.byteLength(event.type, 'utf8') + streamBytes;
+    if (size > limits.maxEventSizeBytes) {
+      throw new MaximumAppendSizeExceededError(size, limits.maxEventSizeBytes, `event ${i} of the append to '${stream}'`);
+    }
+    total += size;
+    prepared.push({ stream, id, idKey, type: event.type, isJson, data: data.bytes, metadata: metadata.bytes });
+  }
+  if (total > limits.maxAppendSizeBytes) {
+    throw new MaximumAppendSizeExceededError(total, limits.maxAppendSizeBytes, `the append to '${stream}'`);
+  }
+  return prepared;
+}

@@ -1,0 +1,694 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ChronicleError,
+  EventIdConflictError,
+  InvalidArgumentError,
+  StorageFailureError,
+  StoreUnavailableError,
+  StreamDeletedError,
+  StreamNotFoundError,
+  WrongExpectedVersionError,
+} from '../errors.js';
+import { LogCorruptionError } from '../storage/errors.js';
+import type { FileSystem } from '../storage/file-system.js';
+import { DEFAULT_MAX_FRAME_BYTES, Log } from '../storage/log.js';
+import { MemoryFileSystem } from '../storage/memory-file-system.js';
+import { NodeFileSystem } from '../storage/node-file-system.js';
+import { RecordType, type LogRecord } from '../storage/record-frame.js';
+import { LocalCommitter, type Committer } from './committer.js';
+import { decodeEventAt, encodeEvents, eventHeaderAt, entryOffsetsOf, preparePositionOf, type EventToEncode } from './event-codec.js';
+import { compileFilter, type EventPredicate } from './event-filter.js';
+import {
+  DEFAULT_MAX_APPEND_SIZE_BYTES,
+  DEFAULT_MAX_EVENT_SIZE_BYTES,
+  prepareEvents,
+  type PreparedEvent,
+  type SizeLimits,
+} from './event-preparation.js';
+import {
+  actualStateOf,
+  describeExpectedState,
+  expectedStateHolds,
+  parseExpectedState,
+  type ExpectedState,
+  type StreamView,
+} from './expected-state.js';
+import { DEFAULT_IDEMPOTENCY_WINDOW, IdempotencyWindow, type IdempotencyWindowLimits } from './idempotency-window.js';
+import { toRecordedEvent } from './recorded-event.js';
+import { openLmdbBackend, openMemoryBackend, recoverIdempotencyWindow, recoverIndex } from './store-recovery.js';
+import type { StreamIndex } from './stream-index.js';
+import {
+  firstVisibleRevision,
+  isExpired,
+  isSoftDeleted,
+  metadataFromJson,
+  metadataToJson,
+  parseStoredMetadata,
+  SOFT_DELETED_TB_TEXT,
+  type StreamMetadata,
+} from './stream-metadata.js';
+import {
+  isMetastream,
+  METADATA_EVENT_TYPE,
+  metastreamOf,
+  streamOfMetastream,
+  TOMBSTONE_EVENT_TYPE,
+  validateStreamName,
+  validateUserWritableStream,
+} from './stream-names.js';
+import type {
+  AppendOptions,
+  AppendResult,
+  DeleteResult,
+  EventData,
+  Position,
+  ReadAllOptions,
+  ReadAllResult,
+  ReadStreamOptions,
+  RecordedEvent,
+  StreamMetadataResult,
+} from './types.js';
+import { idKeyOf } from './uuid.js';
+import { batchesOfRecord } from './written-batches.js';
+import { joinPath } from '../storage/file-system.js';
+
+export interface EventStoreOptions {
+  /** Where the log and the index live. Required unless `inMemory`. */
+  directory?: string;
+  /** Keep log and index in memory: same semantics, nothing survives the process. */
+  inMemory?: boolean;
+  /** The file system under the log (tests and the simulator pass a MemoryFileSystem). */
+  fileSystem?: FileSystem;
+  /** 'lmdb' (default on disk) or 'memory' (default in memory). */
+  indexBackend?: 'lmdb' | 'memory';
+  segmentSizeBytes?: number;
+  maxEventSizeBytes?: number;
+  maxAppendSizeBytes?: number;
+  idempotencyWindow?: Partial<IdempotencyWindowLimits>;
+  /** How long applied changes may wait in memory before going to the index backend. */
+  indexFlushIntervalMs?: number;
+  /** Wall clock in milliseconds (event timestamps, `$maxAge`); the simulator injects its own. */
+  clock?: () => number;
+  newUuid?: () => string;
+  /** Where the store reports what it did on open and why (index rebuilds, torn tails). */
+  log?: (message: string) => void;
+}
+
+/** The state the write path decides on: the committed state plus every write still in flight. */
+interface WriteView extends StreamView {
+  metadata: StreamMetadata | undefined;
+}
+
+interface PendingView extends WriteView {
+  /** Writes in flight that touch this stream; the entry goes when the last one is applied. */
+  pending: number;
+}
+
+interface InFlightWrite {
+  record: LogRecord;
+  streams: string[];
+}
+
+const READ_ALL_CHUNK_BYTES = 1024 * 1024;
+const INDEX_FLUSH_AT_EVENTS = 50_000;
+const RECENT_RECORDS_MAX = 4096;
+const EMPTY = new Uint8Array(0);
+/** The revision a tombstone is written at (KurrentDB uses the largest 64-bit value; this is the largest exact double). */
+export const TOMBSTONE_REVISION = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The event store: streams, revisions, expected states, idempotency, deletes and metadata over the
+ * log and its index. There is one write path: validate against the latest state (including writes
+ * in flight), propose to the committer, apply to the index once committed, then answer.
+ */
+export class EventStore {
+  private readonly pendingViews = new Map<string, PendingView>();
+  private readonly inFlight: InFlightWrite[] = [];
+  private readonly recentRecords = new Map<number, LogRecord>();
+  private readonly commitListeners = new Set<(position: number) => void>();
+  private readonly metadataCache = new Map<string, StreamMetadata | undefined>();
+  private committedPosition: number;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private failure: Error | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly log: Log,
+    private readonly index: StreamIndex,
+    private readonly committer: Committer,
+    private readonly window: IdempotencyWindow,
+    private readonly limits: SizeLimits,
+    private readonly options: EventStoreOptions,
+  ) {
+    this.committedPosition = index.appliedPosition;
+  }
+
+  /** Opens a store: recovers the log, brings the index up to it, and refills the idempotency window. */
+  static async open(options: EventStoreOptions): Promise<EventStore> {
+    const inMemory = options.inMemory ?? false;
+    if (!inMemory && !options.directory) throw new InvalidArgumentError('a store needs a directory unless it is in memory');
+    const directory = options.directory ?? '/chronicle';
+    const fileSystem = options.fileSystem ?? (inMemory ? new MemoryFileSystem() : new NodeFileSystem());
+    const say = options.log ?? (() => undefined);
+    const limits: SizeLimits = {
+      maxEventSizeBytes: options.maxEventSizeBytes ?? DEFAULT_MAX_EVENT_SIZE_BYTES,
+      maxAppendSizeBytes: options.maxAppendSizeBytes ?? DEFAULT_MAX_APPEND_SIZE_BYTES,
+    };
+    // A frame must hold the largest append with its framing and per-event headers.
+    const maxFrameBytes = Math.max(DEFAULT_MAX_FRAME_BYTES, limits.maxAppendSizeBytes * 2 + 1024 * 1024);
+    // The log reports a failure through this once the store exists to receive it.
+    const failureSink: { notify?: (error: Error) => void } = {};
+    const log = await Log.open({
+      fileSystem,
+      directory: joinPath(directory, 'log'),
+      maxFrameBytes,
+      ...(options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {}),
+      onFailure: (error) => failureSink.notify?.(error),
+    });
+    if (log.stats.recoveredTornBytes > 0) say(`log: cut off a torn tail of ${log.stats.recoveredTornBytes} bytes at ${log.tailPosition}`);
+    const backendKind = options.indexBackend ?? (inMemory || fileSystem instanceof MemoryFileSystem ? 'memory' : 'lmdb');
+    const backend = backendKind === 'lmdb' ? await openLmdbBackend(joinPath(directory, 'index'), say) : openMemoryBackend();
+    const recovery = await recoverIndex(backend, log);
+    if (recovery.rebuiltBecause && log.writtenPosition > log.startPosition) {
+      say(`index: rebuilt from the log (${recovery.recordsReplayed} records) because ${recovery.rebuiltBecause}`);
+    }
+    const window = new IdempotencyWindow({ ...DEFAULT_IDEMPOTENCY_WINDOW, ...options.idempotencyWindow });
+    const clock = options.clock ?? Date.now;
+    await recoverIdempotencyWindow(window, log, clock());
+    const store = new EventStore(log, recovery.index, new LocalCommitter(log), window, limits, options);
+    failureSink.notify = (error) => store.fail(error);
+    return store;
+  }
+
+  private now(): number {
+    return (this.options.clock ?? Date.now)();
+  }
+
+  // ---------------------------------------------------------------- write path
+
+  /** Appends events atomically to one stream, if the expected state holds. */
+  async appendToStream(stream: string, events: readonly EventData[], options: AppendOptions = {}): Promise<AppendResult> {
+    this.assertUsable();
+    validateStreamName(stream);
+    validateUserWritableStream(stream);
+    const expected = parseExpectedState(options.expectedState);
+    const prepared = prepareEvents(stream, events, this.limits, this.options.newUuid ?? randomUUID);
+    return this.append(stream, expected, prepared);
+  }
+
+  private async append(stream: string, expected: ExpectedState, prepared: PreparedEvent[]): Promise<AppendResult> {
+    const view = this.latestView(stream);
+    if (view.tombstoned) throw new StreamDeletedError(stream);
+    if (prepared.length > 0) {
+      this.window.evictExpired(this.now());
+      const match = this.window.match(
+        stream,
+        prepared.map((event) => event.idKey),
+      );
+      if (match.kind === 'conflict') throw new EventIdConflictError(stream, match.detail);
+      if (match.kind === 'retry') {
+        if (!expectedStateHolds(expected, match.batch.priorView)) {
+          throw new WrongExpectedVersionError(stream, describeExpectedState(expected), actualStateOf(view));
+        }
+        await this.committed(match.batch.committed);
+        const lastRevision = match.batch.firstRevision + prepared.length - 1;
+        return { nextExpectedRevision: lastRevision, position: { commit: match.batch.commitPosition, prepare: match.batch.lastPreparePosition } };
+      }
+    }
+    if (!expectedStateHolds(expected, view)) {
+      throw new WrongExpectedVersionError(stream, describeExpectedState(expected), actualStateOf(view));
+    }
+    if (prepared.length === 0) {
+      const record = this.index.getStream(stream);
+      const commit = Math.max(record?.lastCommitPosition ?? 0, 0);
+      return { nextExpectedRevision: view.lastRevision, position: { commit, prepare: commit } };
+    }
+    const writes: { stream: string; events: PreparedEvent[] }[] = [];
+    if (view.softDeleted && !isMetastream(stream)) {
+      // Recreating a soft-deleted stream: its old events stay hidden behind a new `$tb`.
+      const metadata: StreamMetadata = { ...(view.metadata ?? { custom: {} }), truncateBefore: view.lastRevision + 1 };
+      writes.push({ stream: metastreamOf(stream), events: [this.metadataEvent(stream, metadata)] });
+    }
+    writes.push({ stream, events: prepared });
+    const { record, revisions } = await this.propose(writes);
+    const last = revisions.at(-1)!;
+    return { nextExpectedRevision: last.revision, position: { commit: record.position, prepare: last.preparePosition } };
+  }
+
+  /**
+   * Assigns revisions, encodes and proposes one record holding `writes`, records the writes as in
+   * flight, and resolves once the record is committed and applied.
+   */
+  private async propose(
+    writes: readonly { stream: string; events: readonly PreparedEvent[]; tombstone?: boolean }[],
+  ): Promise<{ record: LogRecord; revisions: { revision: number; preparePosition: number }[] }> {
+    const createdMicros = this.now() * 1000;
+    const toEncode: (EventToEncode & { idKey: string })[] = [];
+    const touched: string[] = [];
+    const views = new Map<string, WriteView>();
+    for (const write of writes) {
+      const view = views.get(write.stream) ?? this.latestView(write.stream);
+      let revision = view.lastRevision;
+      for (const event of write.events) {
+        toEncode.push({ ...event, revision: write.tombstone ? TOMBSTONE_REVISION : ++revision, createdMicros });
+      }
+      // A soft-deleted stream is only ever written after its recreating metadata (the write before
+      // in this record), which already updated its view.
+      views.set(write.stream, write.tombstone ? { ...view, tombstoned: true } : { ...view, lastRevision: revision });
+      touched.push(write.stream);
+      if (isMetastream(write.stream)) {
+        const target = streamOfMetastream(write.stream);
+        const targetView = views.get(target) ?? this.latestView(target);
+        const metadata = this.metadataOf(Buffer.from(write.events.at(-1)!.data).toString('utf8'));
+        views.set(target, { ...targetView, metadata, softDeleted: isSoftDeleted(metadata) });
+        touched.push(target);
+      }
+    }
+    const { payload, entryOffsets } = encodeEvents(toEncode);
+    if (payload.byteLength + 64 > this.log.maxFrameBytes) {
+      throw new InvalidArgumentError(`the write is ${payload.byteLength} bytes, larger than a log record may be (${this.log.maxFrameBytes})`);
+    }
+    const proposal = this.committer.propose(RecordType.Events, payload);
+    const record: LogRecord = { position: proposal.position, end: proposal.end, type: RecordType.Events, term: proposal.term, index: proposal.index, payload };
+    for (const [stream, view] of views) {
+      const pending = this.pendingViews.get(stream);
+      this.pendingViews.set(stream, { ...view, pending: (pending?.pending ?? 0) + 1 });
+    }
+    this.inFlight.push({ record, streams: [...views.keys()] });
+    const applied = proposal.committed.then(
+      () => this.applyCommitted(proposal.end),
+      (error: unknown) => {
+        this.fail(error instanceof Error ? error : new Error(String(error)));
+        throw error;
+      },
+    );
+    applied.catch(() => undefined);
+    const facts = toEncode.map((event, i) => ({ ...event, entryOffset: entryOffsets[i]! }));
+    for (const batch of batchesOfRecord(facts, record.position, applied)) this.window.add(batch);
+    await this.committed(applied);
+    return {
+      record,
+      revisions: toEncode.map((event, i) => ({ revision: event.revision, preparePosition: preparePositionOf(record.position, entryOffsets[i]!) })),
+    };
+  }
+
+  /** Waits for a write to be committed and applied, turning a storage failure into its typed error. */
+  private async committed(applied: Promise<void>): Promise<void> {
+    try {
+      await applied;
+    } catch (error) {
+      throw new StorageFailureError(`the write could not be made durable: ${(error as Error).message}`, error);
+    }
+  }
+
+  /** Applies, in log order, every in-flight write that ends at or before `end`. */
+  private applyCommitted(end: number): void {
+    while (this.inFlight.length > 0 && this.inFlight[0]!.record.end <= end) {
+      const write = this.inFlight.shift()!;
+      this.index.apply(write.record);
+      this.rememberRecord(write.record);
+      for (const stream of write.streams) {
+        const view = this.pendingViews.get(stream);
+        if (view && --view.pending === 0) this.pendingViews.delete(stream);
+      }
+    }
+    if (end > this.committedPosition) {
+      this.committedPosition = end;
+      for (const listener of this.commitListeners) listener(end);
+    }
+    this.scheduleIndexFlush();
+  }
+
+  private rememberRecord(record: LogRecord): void {
+    this.recentRecords.set(record.position, record);
+    if (this.recentRecords.size > RECENT_RECORDS_MAX) {
+      const oldest = this.recentRecords.keys().next().value as number;
+      this.recentRecords.delete(oldest);
+    }
+  }
+
+  private scheduleIndexFlush(): void {
+    if (this.index.unflushedEventCount >= INDEX_FLUSH_AT_EVENTS) {
+      this.flushIndex();
+      return;
+    }
+    if (this.flushTimer || this.closed) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flushIndex();
+    }, this.options.indexFlushIntervalMs ?? 200);
+    this.flushTimer.unref();
+  }
+
+  private flushIndex(): void {
+    this.index.flush().catch((error: unknown) => this.fail(new Error(`index flush failed: ${(error as Error).message}`)));
+  }
+
+  private latestView(stream: string): WriteView {
+    const pending = this.pendingViews.get(stream);
+    if (pending) return pending;
+    const record = this.index.getStream(stream);
+    if (!record) return { lastRevision: -1, tombstoned: false, softDeleted: false, metadata: undefined };
+    const metadata = this.metadataOf(record.metadataJson);
+    return { lastRevision: record.lastRevision, tombstoned: record.tombstoned, softDeleted: isSoftDeleted(metadata), metadata };
+  }
+
+  private metadataOf(json: string | null): StreamMetadata | undefined {
+    if (json === null) return undefined;
+    if (this.metadataCache.has(json)) return this.metadataCache.get(json);
+    const metadata = parseStoredMetadata(json);
+    if (this.metadataCache.size > 10_000) this.metadataCache.clear();
+    this.metadataCache.set(json, metadata);
+    return metadata;
+  }
+
+  private metadataEvent(stream: string, metadata: StreamMetadata): PreparedEvent {
+    const id = randomUUIDBytes(this.options.newUuid);
+    return {
+      stream: metastreamOf(stream),
+      id,
+      idKey: idKeyOf(id),
+      type: METADATA_EVENT_TYPE,
+      isJson: true,
+      data: Buffer.from(metadataToJson(metadata), 'utf8'),
+      metadata: EMPTY,
+    };
+  }
+
+  /**
+   * Soft-deletes a stream: reads say "not found", its metadata stays, and a later append recreates
+   * it with revisions continuing where they stopped.
+   */
+  async deleteStream(stream: string, options: AppendOptions = {}): Promise<DeleteResult> {
+    this.assertUsable();
+    validateStreamName(stream);
+    validateUserWritableStream(stream);
+    if (isMetastream(stream)) throw new InvalidArgumentError(`a metadata stream ('${stream}') cannot be deleted; delete '${streamOfMetastream(stream)}'`);
+    const expected = parseExpectedState(options.expectedState);
+    const view = this.latestView(stream);
+    if (view.tombstoned) throw new StreamDeletedError(stream);
+    if (!expectedStateHolds(expected, view)) throw new WrongExpectedVersionError(stream, describeExpectedState(expected), actualStateOf(view));
+    const metadata: StreamMetadata = { ...(view.metadata ?? { custom: {} }), truncateBefore: Number(SOFT_DELETED_TB_TEXT) };
+    const { record, revisions } = await this.propose([{ stream: metastreamOf(stream), events: [this.metadataEvent(stream, metadata)] }]);
+    return { position: { commit: record.position, prepare: revisions[0]!.preparePosition } };
+  }
+
+  /** Tombstones a stream: final; it can never be read or written again. */
+  async tombstoneStream(stream: string, options: AppendOptions = {}): Promise<DeleteResult> {
+    this.assertUsable();
+    validateStreamName(stream);
+    validateUserWritableStream(stream);
+    if (isMetastream(stream)) throw new InvalidArgumentError(`a metadata stream ('${stream}') cannot be tombstoned; tombstone '${streamOfMetastream(stream)}'`);
+    const expected = parseExpectedState(options.expectedState);
+    const view = this.latestView(stream);
+    if (view.tombstoned) throw new StreamDeletedError(stream);
+    if (!expectedStateHolds(expected, view)) throw new WrongExpectedVersionError(stream, describeExpectedState(expected), actualStateOf(view));
+    const id = randomUUIDBytes(this.options.newUuid);
+    const tombstone: PreparedEvent = {
+      stream,
+      id,
+      idKey: idKeyOf(id),
+      type: TOMBSTONE_EVENT_TYPE,
+      isJson: false,
+      data: EMPTY,
+      metadata: EMPTY,
+    };
+    const { record, revisions } = await this.propose([{ stream, events: [tombstone], tombstone: true }]);
+    return { position: { commit: record.position, prepare: revisions[0]!.preparePosition } };
+  }
+
+  /**
+   * Replaces a stream's metadata (the KurrentDB JSON form: `$maxCount`, `$maxAge`, `$tb`,
+   * `$cacheControl`, `$acl`, and custom keys). The expected state is that of the `$$` stream.
+   */
+  async setStreamMetadata(stream: string, metadata: Record<string, unknown>, options: AppendOptions = {}): Promise<AppendResult> {
+    this.assertUsable();
+    validateStreamName(stream);
+    if (isMetastream(stream)) throw new InvalidArgumentError(`metadata streams have no metadata of their own ('${stream}')`);
+    metadataFromJson(metadata);
+    if (this.latestView(stream).tombstoned) throw new StreamDeletedError(stream);
+    const expected = parseExpectedState(options.expectedState);
+    const metastream = metastreamOf(stream);
+    const prepared = prepareEvents(metastream, [{ type: METADATA_EVENT_TYPE, data: metadata }], this.limits, this.options.newUuid ?? randomUUID);
+    return this.append(metastream, expected, prepared);
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async getStreamMetadata(stream: string): Promise<StreamMetadataResult> {
+    this.assertUsable();
+    validateStreamName(stream);
+    const record = this.index.getStream(stream);
+    if (record?.tombstoned) throw new StreamDeletedError(stream);
+    const metastream = this.index.getStream(metastreamOf(stream));
+    const json = record?.metadataJson;
+    return {
+      metadata: json ? (JSON.parse(json) as Record<string, unknown>) : {},
+      metadataJson: json ?? null,
+      metastreamRevision: metastream?.lastRevision ?? -1,
+    };
+  }
+
+  /** Reads events of one stream, honouring `$tb`, `$maxCount` and `$maxAge`. */
+  async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    this.assertUsable();
+    validateStreamName(stream);
+    const direction = options.direction ?? 'forwards';
+    if (direction !== 'forwards' && direction !== 'backwards') throw new InvalidArgumentError(`direction must be 'forwards' or 'backwards'`);
+    const maxCount = parseMaxCount(options.maxCount);
+    const record = this.index.getStream(stream);
+    if (record?.tombstoned) throw new StreamDeletedError(stream);
+    const metadata = record ? this.metadataOf(record.metadataJson) : undefined;
+    if (!record || record.lastRevision < 0 || isSoftDeleted(metadata)) throw new StreamNotFoundError(stream);
+    const first = firstVisibleRevision(metadata, record.lastRevision);
+    const from = parseFromRevision(options.fromRevision, direction, record.lastRevision);
+    const events: RecordedEvent[] = [];
+    const nowMs = this.now();
+    let cursor = direction === 'forwards' ? Math.max(from, first) : Math.min(from, record.lastRevision);
+    // Expired events are skipped, so a page may need more than one round of lookups.
+    while (events.length < maxCount && cursor >= first && cursor <= record.lastRevision) {
+      const want = Math.min(maxCount - events.length, 4096);
+      const locations = this.index.locate(record.id, cursor, direction, want).filter((location) => location.revision >= first);
+      if (locations.length === 0) break;
+      for (const location of locations) {
+        const logRecord = await this.readRecord(location.recordPosition);
+        const event = decodeEventAt(logRecord.payload, location.entryOffset, logRecord.position);
+        if (!isExpired(metadata, event.createdMicros, nowMs)) events.push(toRecordedEvent(event));
+      }
+      cursor = direction === 'forwards' ? locations.at(-1)!.revision + 1 : locations.at(-1)!.revision - 1;
+    }
+    return events;
+  }
+
+  private async readRecord(position: number): Promise<LogRecord> {
+    return this.recentRecords.get(position) ?? (await this.log.readRecord(position));
+  }
+
+  /** Reads the global log of committed events, in either direction, optionally filtered. */
+  async readAll(options: ReadAllOptions = {}): Promise<ReadAllResult> {
+    this.assertUsable();
+    const direction = options.direction ?? 'forwards';
+    if (direction !== 'forwards' && direction !== 'backwards') throw new InvalidArgumentError(`direction must be 'forwards' or 'backwards'`);
+    const maxCount = parseMaxCount(options.maxCount);
+    const predicate = compileFilter(options.filter);
+    const end = this.committedPosition;
+    const start = this.log.startPosition;
+    const from = options.fromPosition ?? (direction === 'forwards' ? 'start' : 'end');
+    const position: Position =
+      from === 'start' ? { commit: start, prepare: start } : from === 'end' ? { commit: end, prepare: end } : parsePosition(from);
+    if (position.commit < start || position.commit > end) {
+      throw new InvalidArgumentError(`position ${position.commit} is outside the committed log [${start}, ${end}]`);
+    }
+    return direction === 'forwards'
+      ? this.readAllForwards(position, maxCount, predicate, end)
+      : this.readAllBackwards(position, maxCount, predicate, start);
+  }
+
+  private async readAllForwards(from: Position, maxCount: number, predicate: EventPredicate | undefined, end: number): Promise<ReadAllResult> {
+    const events: RecordedEvent[] = [];
+    let cursor = from.commit;
+    let first = true;
+    while (cursor < end) {
+      const records = await this.readRecordsAt(cursor, end, first);
+      first = false;
+      if (records.length === 0) break;
+      for (const record of records) {
+        if (record.type === RecordType.Events) {
+          const offsets = entryOffsetsOf(record.payload);
+          for (let i = 0; i < offsets.length; i++) {
+            const prepare = preparePositionOf(record.position, offsets[i]!);
+            if (record.position === from.commit && prepare < from.prepare) continue;
+            if (events.length >= maxCount) return { events, nextPosition: { commit: record.position, prepare }, isEnd: false };
+            if (!matches(record.payload, offsets[i]!, predicate)) continue;
+            events.push(toRecordedEvent(decodeEventAt(record.payload, offsets[i]!, record.position)));
+          }
+        }
+        cursor = record.end;
+        if (events.length >= maxCount) return { events, nextPosition: { commit: cursor, prepare: cursor }, isEnd: cursor >= end };
+      }
+    }
+    return { events, nextPosition: { commit: cursor, prepare: cursor }, isEnd: true };
+  }
+
+  private async readRecordsAt(position: number, end: number, validateBoundary: boolean): Promise<LogRecord[]> {
+    try {
+      return await this.log.read(position, READ_ALL_CHUNK_BYTES, end);
+    } catch (error) {
+      if (validateBoundary && error instanceof LogCorruptionError && error.logPosition === position) {
+        throw new InvalidArgumentError(`position ${position} is not the start of a record in the log`);
+      }
+      throw error;
+    }
+  }
+
+  private async readAllBackwards(from: Position, maxCount: number, predicate: EventPredicate | undefined, start: number): Promise<ReadAllResult> {
+    const events: RecordedEvent[] = [];
+    let cursor = from.commit;
+    // A position inside a record (prepare past its start) includes that record's earlier events.
+    const collect = (record: LogRecord, beforePrepare: number): Position | undefined => {
+      if (record.type !== RecordType.Events) return undefined;
+      const offsets = entryOffsetsOf(record.payload);
+      for (let i = offsets.length - 1; i >= 0; i--) {
+        const prepare = preparePositionOf(record.position, offsets[i]!);
+        if (prepare >= beforePrepare) continue;
+        if (events.length >= maxCount) return { commit: record.position, prepare: preparePositionOf(record.position, offsets[i + 1] ?? offsets[i]!) };
+        if (!matches(record.payload, offsets[i]!, predicate)) continue;
+        events.push(toRecordedEvent(decodeEventAt(record.payload, offsets[i]!, record.position)));
+      }
+      return undefined;
+    };
+    if (from.prepare > from.commit && from.commit < this.committedPosition) {
+      const record = await this.readRecordOrInvalid(from.commit);
+      const stop = collect(record, from.prepare);
+      if (stop) return { events, nextPosition: stop, isEnd: false };
+    }
+    while (cursor > start && events.length < maxCount) {
+      const records = await this.log.readBackward(cursor, READ_ALL_CHUNK_BYTES);
+      if (records.length === 0) break;
+      for (const record of records) {
+        const stop = collect(record, Infinity);
+        if (stop) return { events, nextPosition: stop, isEnd: false };
+        cursor = record.position;
+        if (events.length >= maxCount) return { events, nextPosition: { commit: cursor, prepare: cursor }, isEnd: cursor <= start };
+      }
+    }
+    return { events, nextPosition: { commit: cursor, prepare: cursor }, isEnd: cursor <= start };
+  }
+
+  private async readRecordOrInvalid(position: number): Promise<LogRecord> {
+    try {
+      return await this.readRecord(position);
+    } catch (error) {
+      if (error instanceof LogCorruptionError && error.logPosition === position) {
+        throw new InvalidArgumentError(`position ${position} is not the start of a record in the log`);
+      }
+      throw error;
+    }
+  }
+
+  // ---------------------------------------------------------------- live
+
+  /** The log position up to which writes are committed and visible to reads. */
+  get position(): number {
+    return this.committedPosition;
+  }
+
+  /** Calls `listener` with the new committed position after every commit. Returns an unsubscribe function. */
+  onCommit(listener: (committedPosition: number) => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  /** Resolves once the committed position passes `position` (or at once if it has), or the store closes. */
+  waitForCommitAfter(position: number, signal?: AbortSignal): Promise<void> {
+    if (this.committedPosition > position || this.closed || this.failure || signal?.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        unsubscribe();
+        this.closeWaiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const unsubscribe = this.onCommit((committed) => {
+        if (committed > position) done();
+      });
+      this.closeWaiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private readonly closeWaiters = new Set<() => void>();
+
+  /** Numbers for tests, metrics and benchmarks. */
+  get stats(): { log: Log['stats']; pendingWrites: number; idempotencyWindowEvents: number; indexBackend: string } {
+    return { log: this.log.stats, pendingWrites: this.inFlight.length, idempotencyWindowEvents: this.window.size, indexBackend: this.index.backendKind };
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  private assertUsable(): void {
+    if (this.closed) throw new StoreUnavailableError('the store is closed');
+    if (this.failure) throw new StorageFailureError(`the store has failed and must be restarted: ${this.failure.message}`, this.failure);
+  }
+
+  private fail(error: Error): void {
+    if (this.failure) return;
+    this.failure = error;
+    this.options.log?.(`store failed: ${error.message}`);
+    for (const wake of [...this.closeWaiters]) wake();
+  }
+
+  /** Waits for writes in flight, flushes the index and closes the files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    for (const wake of [...this.closeWaiters]) wake();
+    await this.log.sync().catch(() => undefined);
+    if (!this.failure) {
+      await this.index.close();
+    }
+    await this.log.close();
+  }
+}
+
+function matches(payload: Uint8Array, entryOffset: number, predicate: EventPredicate | undefined): boolean {
+  if (!predicate) return true;
+  const header = eventHeaderAt(payload, entryOffset);
+  return predicate(header.stream, header.type);
+}
+
+function randomUUIDBytes(newUuid: (() => string) | undefined): Uint8Array {
+  return Buffer.from((newUuid ?? randomUUID)().replaceAll('-', ''), 'hex');
+}
+
+function parseMaxCount(maxCount: unknown): number {
+  if (maxCount === undefined) return Number.MAX_SAFE_INTEGER;
+  const count = typeof maxCount === 'bigint' ? Number(maxCount) : maxCount;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 0) {
+    throw new InvalidArgumentError(`maxCount must be a non-negative integer, not ${String(maxCount)}`);
+  }
+  return count;
+}
+
+function parseFromRevision(from: ReadStreamOptions['fromRevision'], direction: 'forwards' | 'backwards', lastRevision: number): number {
+  if (from === undefined) return direction === 'forwards' ? 0 : lastRevision;
+  if (from === 'start') return 0;
+  if (from === 'end') return direction === 'forwards' ? lastRevision + 1 : lastRevision;
+  const revision = typeof from === 'bigint' ? Number(from) : from;
+  if (typeof revision !== 'number' || !Number.isInteger(revision) || revision < 0) {
+    throw new InvalidArgumentError(`fromRevision must be 'start', 'end' or a non-negative integer, not ${String(from)}`);
+  }
+  return revision;
+}
+
+function parsePosition(position: unknown): Position {
+  const { commit, prepare } = (position ?? {}) as Partial<Position>;
+  const valid = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+  if (!valid(commit) || !valid(prepare) || prepare! < commit!) {
+    throw new InvalidArgumentError(`a position needs integer commit and prepare with prepare ≥ commit, not ${JSON.stringify(position)}`);
+  }
+  return { commit: commit!, prepare: prepare! };
+}
+
+export { ChronicleError };

@@ -1,0 +1,19 @@
+import { InvalidArgumentError } from '../errors.js';
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Parses a textual UUID into its 16 bytes (RFC 4122 order). */
+export function uuidToBytes(uuid: string): Uint8Array {
+  if (!UUID_PATTERN.test(uuid)) throw new InvalidArgumentError(`'${uuid}' is not a UUID (expected 8-4-4-4-12 hex digits)`);
+  return Buffer.from(uuid.replaceAll('-', ''), 'hex');
+}
+
+export function bytesToUuid(bytes: Uint8Array): string {
+  const hex = Buffer.from(bytes.buffer, bytes.byteOffset, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The compact map key the idempotency window uses for an id. */
+export function idKeyOf(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, 16).toString('latin1');
+}
