@@ -132,8 +132,16 @@ export class Log {
     } else {
       for (const base of bases) segments.push(await openSegment(fileSystem, directory, base, false));
     }
-    assertContiguous(segments);
+    try {
+      return await Log.recover(options, segments, checkpoint, maxFrameBytes);
+    } catch (error) {
+      for (const segment of segments) await segment.file.close().catch(() => undefined);
+      throw error;
+    }
+  }
 
+  private static async recover(options: LogOptions, segments: Segment[], checkpoint: CheckpointFile, maxFrameBytes: number): Promise<Log> {
+    assertContiguous(segments);
     const logEnd = segments.at(-1)!.basePosition + segments.at(-1)!.sizeBytes;
     const checkpointPosition = (await checkpoint.read()) ?? segments[0]!.basePosition;
     if (checkpointPosition > logEnd) {
@@ -338,6 +346,10 @@ export class Log {
       let offset = 0;
       while (offset < bytes.byteLength) {
         let check = checkFrame(bytes, offset, this.maxFrameBytes);
+        if (!check.ok && check.reason === 'incomplete' && offset === 0 && records.length > 0) {
+          // The next record does not fit in what is left of the budget; the caller reads it next time.
+          return records;
+        }
         if (!check.ok && check.reason === 'incomplete' && offset === 0 && want < segmentEnd - cursor) {
           want = Math.min(frameLength(bytes), segmentEnd - cursor);
           bytes = await this.readBytes(segment, cursor, want);
@@ -413,6 +425,7 @@ export class Log {
         }
         records.push(decodeFrame(bytes, start, length, from + start));
         offset = start;
+        if (bytes.byteLength - offset >= budget) break;
       }
       const consumed = bytes.byteLength - offset;
       if (consumed === 0) break;

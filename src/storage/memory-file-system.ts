@@ -41,6 +41,8 @@ export class MemoryFileSystem implements FileSystem {
   datasyncCount = 0;
   /** When set, the next datasync calls fail with this error (models EIO). */
   failDatasyncWith: Error | undefined;
+  /** Called when a datasync starts, before it takes effect: tests crash the machine from here. */
+  beforeDatasync: ((path: string) => void) | undefined;
 
   async open(path: string, options: { create: boolean }): Promise<LogFile> {
     let inode = this.visible.get(path);
@@ -206,6 +208,8 @@ class MemoryLogFile implements LogFile {
   }
 
   async datasync(): Promise<void> {
+    this.check();
+    this.fileSystem.beforeDatasync?.(this.path);
     this.check();
     this.fileSystem.datasyncCount++;
     if (this.fileSystem.failDatasyncWith) throw this.fileSystem.failDatasyncWith;

@@ -35,7 +35,7 @@ import {
 } from './expected-state.js';
 import { DEFAULT_IDEMPOTENCY_WINDOW, IdempotencyWindow, type IdempotencyWindowLimits } from './idempotency-window.js';
 import { toRecordedEvent } from './recorded-event.js';
-import { openLmdbBackend, openMemoryBackend, recoverIdempotencyWindow, recoverIndex } from './store-recovery.js';
+import { indexOpened, openLmdbBackend, openMemoryBackend, recoverIdempotencyWindow, recoverIndex } from './store-recovery.js';
 import type { StreamIndex } from './stream-index.js';
 import {
   firstVisibleRevision,
@@ -167,8 +167,10 @@ export class EventStore {
     });
     if (log.stats.recoveredTornBytes > 0) say(`log: cut off a torn tail of ${log.stats.recoveredTornBytes} bytes at ${log.tailPosition}`);
     const backendKind = options.indexBackend ?? (inMemory || fileSystem instanceof MemoryFileSystem ? 'memory' : 'lmdb');
-    const backend = backendKind === 'lmdb' ? await openLmdbBackend(joinPath(directory, 'index'), say) : openMemoryBackend();
+    const openingMarker = joinPath(directory, 'index.opening');
+    const backend = backendKind === 'lmdb' ? await openLmdbBackend(joinPath(directory, 'index'), openingMarker, say) : openMemoryBackend();
     const recovery = await recoverIndex(backend, log);
+    if (backendKind === 'lmdb') await indexOpened(openingMarker);
     if (recovery.rebuiltBecause && log.writtenPosition > log.startPosition) {
       say(`index: rebuilt from the log (${recovery.recordsReplayed} records) because ${recovery.rebuiltBecause}`);
     }

@@ -1,3 +1,5 @@
+import { access, open, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { LmdbIndexBackend } from '../storage/lmdb-index-backend.js';
 import { INDEX_FORMAT_VERSION, type IndexBackend, type IndexMeta } from '../storage/index-backend.js';
 import type { Log } from '../storage/log.js';
@@ -18,14 +20,54 @@ export interface IndexRecovery {
   recordsReplayed: number;
 }
 
-/** Opens the LMDB index; an index that cannot be opened is deleted, to be rebuilt. */
-export async function openLmdbBackend(directory: string, warn: (message: string) => void): Promise<IndexBackend> {
+const LMDB_MAGIC = 0xbeefc0de;
+const LMDB_MAGIC_OFFSET = 24;
+
+/** Does the file start with an LMDB meta page? A damaged one can crash the LMDB library outright. */
+async function looksLikeLmdb(dataFile: string): Promise<boolean> {
+  const handle = await open(dataFile, 'r');
+  try {
+    const header = Buffer.alloc(LMDB_MAGIC_OFFSET + 4);
+    const { bytesRead } = await handle.read(header, 0, header.byteLength, 0);
+    return bytesRead === header.byteLength && header.readUInt32LE(LMDB_MAGIC_OFFSET) === LMDB_MAGIC;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Opens the LMDB index at `directory`. An index that cannot be trusted is deleted, to be rebuilt
+ * from the log: one whose data file is not LMDB, one that fails to open, and one whose previous
+ * opening never finished (`openingMarker` still there: the process died — LMDB can crash the
+ * process on a damaged file — while opening or replaying). The caller removes the marker once
+ * the index is recovered.
+ */
+export async function openLmdbBackend(directory: string, openingMarker: string, warn: (message: string) => void): Promise<IndexBackend> {
+  const rebuild = async (reason: string) => {
+    warn(`the index at ${directory} ${reason}; deleting it to rebuild it from the log`);
+    await LmdbIndexBackend.destroy(directory);
+  };
+  if (await exists(openingMarker)) await rebuild('was being opened when the process last stopped');
+  else if ((await exists(join(directory, 'data.mdb'))) && !(await looksLikeLmdb(join(directory, 'data.mdb')))) await rebuild('is not an LMDB file');
+  await writeFile(openingMarker, `opening index since ${new Date().toISOString()}\n`);
   try {
     return LmdbIndexBackend.open(directory);
   } catch (error) {
-    warn(`the index at ${directory} cannot be opened (${(error as Error).message}); deleting it to rebuild it from the log`);
-    await LmdbIndexBackend.destroy(directory);
+    await rebuild(`cannot be opened (${(error as Error).message})`);
     return LmdbIndexBackend.open(directory);
+  }
+}
+
+export async function indexOpened(openingMarker: string): Promise<void> {
+  await rm(openingMarker, { force: true });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

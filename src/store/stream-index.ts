@@ -140,17 +140,22 @@ export class StreamIndex {
    */
   locate(streamId: number, fromRevision: number, direction: RunDirection, maxCount: number): RevisionLocation[] {
     const locations: RevisionLocation[] = [];
+    // The next revision wanted. A flush that has committed but not yet returned leaves a run both
+    // in memory and in the backend; asking for each revision once makes the overlap harmless.
+    let wanted = fromRevision;
     const take = (run: RevisionRun): boolean => {
       const count = run.recordPositions.length;
       if (direction === 'forwards') {
-        for (let i = Math.max(0, fromRevision - run.firstRevision); i < count; i++) {
+        for (let i = Math.max(0, wanted - run.firstRevision); i < count; i++) {
           if (locations.length >= maxCount) return false;
           locations.push({ revision: run.firstRevision + i, recordPosition: run.recordPositions[i]!, entryOffset: run.entryOffsets[i]! });
+          wanted = run.firstRevision + i + 1;
         }
       } else {
-        for (let i = Math.min(count - 1, fromRevision - run.firstRevision); i >= 0; i--) {
+        for (let i = Math.min(count - 1, wanted - run.firstRevision); i >= 0; i--) {
           if (locations.length >= maxCount) return false;
           locations.push({ revision: run.firstRevision + i, recordPosition: run.recordPositions[i]!, entryOffset: run.entryOffsets[i]! });
+          wanted = run.firstRevision + i - 1;
         }
       }
       return locations.length < maxCount;
