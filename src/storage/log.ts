@@ -6,6 +6,7 @@ import {
   checkFrame,
   decodeFrame,
   encodeFrame,
+  sealFrame,
   FRAME_HEADER_BYTES,
   FRAME_OVERHEAD_BYTES,
   type LogRecord,
@@ -48,8 +49,10 @@ interface PendingFrame {
   segmentBase: number;
 }
 
+/** The appends that wait for the same flush, and the promise they share. */
 interface Waiter {
   end: number;
+  durable: Promise<void>;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -85,6 +88,8 @@ export class Log {
 
   private pending: PendingFrame[] = [];
   private waiters: Waiter[] = [];
+  /** The group new appends join; closed when a flush takes its frames. */
+  private openGroup: Waiter | undefined;
   private flushing = false;
   private flushScheduled = false;
   private idleWaiters: (() => void)[] = [];
@@ -200,8 +205,20 @@ export class Log {
    * that carries it. Records become durable in order.
    */
   append(type: number, term: number, index: number, payload: Uint8Array): AppendTicket {
+    return this.appendSealed(encodeFrame(type, term, index, payload), term, index);
+  }
+
+  /**
+   * Appends a frame made with `allocateFrame` whose payload is in place: the log seals it (header,
+   * trailer, CRC) and writes that very buffer, without copying the payload.
+   */
+  appendFrame(frame: Uint8Array, type: number, term: number, index: number): AppendTicket {
+    sealFrame(frame, type, term, index);
+    return this.appendSealed(frame, term, index);
+  }
+
+  private appendSealed(frame: Uint8Array, term: number, index: number): AppendTicket {
     this.assertWritable();
-    const frame = encodeFrame(type, term, index, payload);
     if (frame.byteLength > this.maxFrameBytes) {
       throw new RangeError(`record of ${frame.byteLength} bytes exceeds the log's limit of ${this.maxFrameBytes} bytes`);
     }
@@ -210,12 +227,23 @@ export class Log {
     this.pending.push({ frame, position, segmentBase: this.activeSegmentBase });
     this.tail = position + frame.byteLength;
     this.last = { position, term, index };
-    const end = this.tail;
-    const durable = new Promise<void>((resolve, reject) => this.waiters.push({ end, resolve, reject }));
-    // The failure is also reported through onFailure; an ignored ticket must not crash the process.
-    durable.catch(() => undefined);
+    // Every append waiting for the same flush shares one promise: a batch allocates one, not one per record.
+    let group = this.openGroup;
+    if (!group) {
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const durable = new Promise<void>((onResolve, onReject) => {
+        resolve = onResolve;
+        reject = onReject;
+      });
+      // The failure is also reported through onFailure; an ignored ticket must not crash the process.
+      durable.catch(() => undefined);
+      group = this.openGroup = { end: 0, durable, resolve, reject };
+      this.waiters.push(group);
+    }
+    group.end = this.tail;
     this.requestFlush();
-    return { position, end, durable };
+    return { position, end: this.tail, durable: group.durable };
   }
 
   private requestFlush(): void {
@@ -262,6 +290,7 @@ export class Log {
   }
 
   private takeFlushBatch(): PendingFrame[] {
+    this.openGroup = undefined;
     let bytes = 0;
     let count = 0;
     while (count < this.pending.length) {
@@ -297,6 +326,7 @@ export class Log {
     this.failure = error instanceof LogFailedError ? error : new LogFailedError(error);
     const waiters = this.waiters;
     this.waiters = [];
+    this.openGroup = undefined;
     this.pending = [];
     for (const waiter of waiters) waiter.reject(this.failure);
     this.onFailure?.(this.failure);

@@ -50,9 +50,18 @@ export function readUint64(view: DataView, offset: number): number {
   return view.getUint32(offset, true) + view.getUint32(offset + 4, true) * TWO_TO_32;
 }
 
-export function encodeFrame(type: number, term: number, index: number, payload: Uint8Array): Uint8Array {
-  const length = FRAME_OVERHEAD_BYTES + payload.byteLength;
-  const frame = Buffer.allocUnsafe(length);
+/**
+ * A frame with room for `payloadBytes` of payload, which the caller fills in place through
+ * `payload` before `sealFrame`: encoders write once into the buffer the log will write.
+ */
+export function allocateFrame(payloadBytes: number): { frame: Buffer; payload: Buffer } {
+  const frame = Buffer.allocUnsafe(FRAME_OVERHEAD_BYTES + payloadBytes);
+  return { frame, payload: frame.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + payloadBytes) };
+}
+
+/** Writes the header, the trailer and the CRC of a frame whose payload is already in place. */
+export function sealFrame(frame: Uint8Array, type: number, term: number, index: number): void {
+  const length = frame.byteLength;
   const view = new DataView(frame.buffer, frame.byteOffset, length);
   view.setUint32(0, length, true);
   view.setUint8(8, type);
@@ -60,10 +69,20 @@ export function encodeFrame(type: number, term: number, index: number, payload: 
   view.setUint16(10, 0, true);
   writeUint64(view, 12, term);
   writeUint64(view, 20, index);
-  frame.set(payload, FRAME_HEADER_BYTES);
   view.setUint32(length - 4, length, true);
   view.setUint32(4, crc32c(frame.subarray(8, length - 4)), true);
+}
+
+export function encodeFrame(type: number, term: number, index: number, payload: Uint8Array): Uint8Array {
+  const { frame, payload: room } = allocateFrame(payload.byteLength);
+  room.set(payload);
+  sealFrame(frame, type, term, index);
   return frame;
+}
+
+/** The payload of a frame (a view). */
+export function framePayload(frame: Uint8Array): Uint8Array {
+  return frame.subarray(FRAME_HEADER_BYTES, frame.byteLength - FRAME_TRAILER_BYTES);
 }
 
 export type FrameCheck =

@@ -16,7 +16,11 @@ export interface Proposal {
  * The event store is written against this and does not know which one it has.
  */
 export interface Committer {
-  propose(type: number, payload: Uint8Array): Proposal;
+  /**
+   * Proposes a record. `frame` comes from `allocateFrame` with its payload in place; the committer
+   * seals it with the term and index it assigns. Proposals commit in the order they are made.
+   */
+  propose(type: number, frame: Uint8Array): Proposal;
 }
 
 /** A cluster of one: a record is committed when the local log has it durably. */
@@ -26,9 +30,9 @@ export class LocalCommitter implements Committer {
 
   constructor(private readonly log: Log) {}
 
-  propose(type: number, payload: Uint8Array): Proposal {
+  propose(type: number, frame: Uint8Array): Proposal {
     const index = (this.log.lastRecord?.index ?? 0) + 1;
-    const ticket = this.log.append(type, LocalCommitter.TERM, index, payload);
+    const ticket = this.log.appendFrame(frame, type, LocalCommitter.TERM, index);
     return { position: ticket.position, end: ticket.end, term: LocalCommitter.TERM, index, committed: ticket.durable };
   }
 }

@@ -1,4 +1,4 @@
-import { FRAME_HEADER_BYTES, readUint64, writeUint64 } from '../storage/record-frame.js';
+import { allocateFrame, FRAME_HEADER_BYTES, readUint64, writeUint64 } from '../storage/record-frame.js';
 
 /**
  * The payload of an Events record: one atomic write of one or more events, possibly to several
@@ -64,12 +64,16 @@ export function encodedEventSize(event: EventToEncode, streamBytes: number, type
   return ENTRY_HEADER_BYTES + streamBytes + typeBytes + event.metadata.byteLength + event.data.byteLength;
 }
 
-export function encodeEvents(events: readonly EventToEncode[]): { payload: Uint8Array; entryOffsets: number[] } {
+/**
+ * Encodes one atomic write straight into a log frame (see `allocateFrame`): the returned `frame`
+ * is what the log writes once sealed, `payload` is the view of it the index applies.
+ */
+export function encodeEvents(events: readonly EventToEncode[]): { frame: Uint8Array; payload: Uint8Array; entryOffsets: number[] } {
   const streams = events.map((event) => Buffer.from(event.stream, 'utf8'));
   const types = events.map((event) => Buffer.from(event.type, 'utf8'));
   let total = PAYLOAD_HEADER_BYTES;
   for (let i = 0; i < events.length; i++) total += encodedEventSize(events[i]!, streams[i]!.byteLength, types[i]!.byteLength);
-  const payload = Buffer.allocUnsafe(total);
+  const { frame, payload } = allocateFrame(total);
   const view = new DataView(payload.buffer, payload.byteOffset, total);
   view.setUint8(0, EVENTS_FORMAT_VERSION);
   view.setUint8(1, 0);
@@ -103,7 +107,7 @@ export function encodeEvents(events: readonly EventToEncode[]): { payload: Uint8
     payload.set(event.data, cursor);
     offset += length;
   }
-  return { payload, entryOffsets };
+  return { frame, payload, entryOffsets };
 }
 
 function payloadView(payload: Uint8Array): DataView {

@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError, MaximumAppendSizeExceededError } from '../errors.js';
 import type { EventToEncode } from './event-codec.js';
 import { parseMetadataBytes } from './stream-metadata.js';
 import { isMetastream, validateEventType } from './stream-names.js';
 import type { EventData } from './types.js';
-import { idKeyOf, uuidToBytes } from './uuid.js';
+import { bytesToUuid, idKeyOf, randomUuidBytes, uuidToBytes } from './uuid.js';
 
 export interface SizeLimits {
   /** Largest single event (data + metadata + type + stream name). */
@@ -38,7 +37,7 @@ function toBytes(value: unknown, what: string): { bytes: Uint8Array; isJson: boo
  * Validates the events of one append and turns them into bytes: types, ids (generated when
  * absent, never repeated within the append), content, metadata JSON for `$$` streams, and sizes.
  */
-export function prepareEvents(stream: string, events: readonly EventData[], limits: SizeLimits, newUuid: () => string = randomUUID): PreparedEvent[] {
+export function prepareEvents(stream: string, events: readonly EventData[], limits: SizeLimits, newUuid?: () => string): PreparedEvent[] {
   if (!Array.isArray(events)) throw new InvalidArgumentError('events must be an array');
   const prepared: PreparedEvent[] = [];
   const seen = new Set<string>();
@@ -47,9 +46,9 @@ export function prepareEvents(stream: string, events: readonly EventData[], limi
   for (const [i, event] of events.entries()) {
     if (typeof event !== 'object' || event === null) throw new InvalidArgumentError(`event ${i} is not an object`);
     validateEventType(event.type, stream);
-    const id = uuidToBytes(event.id ?? newUuid());
+    const id = event.id !== undefined ? uuidToBytes(event.id) : newUuid ? uuidToBytes(newUuid()) : randomUuidBytes();
     const idKey = idKeyOf(id);
-    if (seen.has(idKey)) throw new InvalidArgumentError(`event id ${event.id} appears twice in one append`, { stream });
+    if (seen.has(idKey)) throw new InvalidArgumentError(`event id ${bytesToUuid(id)} appears twice in one append`, { stream });
     seen.add(idKey);
     if (event.contentType !== undefined && event.contentType !== 'application/json' && event.contentType !== 'application/octet-stream') {
       throw new InvalidArgumentError(`content type must be 'application/json' or 'application/octet-stream', not '${String(event.contentType)}'`);

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   ChronicleError,
   EventIdConflictError,
@@ -15,7 +14,7 @@ import { DEFAULT_MAX_FRAME_BYTES, Log } from '../storage/log.js';
 import { MemoryFileSystem } from '../storage/memory-file-system.js';
 import { NodeFileSystem } from '../storage/node-file-system.js';
 import { RecordType, type LogRecord } from '../storage/record-frame.js';
-import { LocalCommitter, type Committer } from './committer.js';
+import { LocalCommitter, type Committer, type Proposal } from './committer.js';
 import { decodeEventAt, encodeEvents, eventHeaderAt, entryOffsetsOf, preparePositionOf, type EventToEncode } from './event-codec.js';
 import { compileFilter, type EventPredicate } from './event-filter.js';
 import {
@@ -34,9 +33,10 @@ import {
   type StreamView,
 } from './expected-state.js';
 import { DEFAULT_IDEMPOTENCY_WINDOW, IdempotencyWindow, type IdempotencyWindowLimits } from './idempotency-window.js';
+import { RecentRecords } from './recent-records.js';
 import { toRecordedEvent } from './recorded-event.js';
 import { indexOpened, openLmdbBackend, openMemoryBackend, recoverIdempotencyWindow, recoverIndex } from './store-recovery.js';
-import type { StreamIndex } from './stream-index.js';
+import type { IndexedEventFacts, StreamIndex } from './stream-index.js';
 import {
   firstVisibleRevision,
   isExpired,
@@ -68,7 +68,7 @@ import type {
   RecordedEvent,
   StreamMetadataResult,
 } from './types.js';
-import { idKeyOf } from './uuid.js';
+import { idKeyOf, randomUuidBytes, uuidToBytes } from './uuid.js';
 import { batchesOfRecord } from './written-batches.js';
 import { joinPath } from '../storage/file-system.js';
 
@@ -106,6 +106,9 @@ interface PendingView extends WriteView {
 
 interface InFlightWrite {
   record: LogRecord;
+  /** The events as encoded, so applying them needs no decoding. */
+  events: readonly IndexedEventFacts[];
+  entryOffsets: readonly number[];
   streams: string[];
 }
 
@@ -123,8 +126,11 @@ export const TOMBSTONE_REVISION = Number.MAX_SAFE_INTEGER;
  */
 export class EventStore {
   private readonly pendingViews = new Map<string, PendingView>();
-  private readonly inFlight: InFlightWrite[] = [];
-  private readonly recentRecords = new Map<number, LogRecord>();
+  /** Writes proposed and not yet applied, in log order, from `inFlightHead` on. */
+  private inFlight: InFlightWrite[] = [];
+  private inFlightHead = 0;
+  private commitGroup: { committed: Promise<void>; end: number; applied: Promise<void> } | undefined;
+  private readonly recentRecords = new RecentRecords(RECENT_RECORDS_MAX);
   private readonly commitListeners = new Set<(position: number) => void>();
   private readonly metadataCache = new Map<string, StreamMetadata | undefined>();
   private committedPosition: number;
@@ -194,7 +200,7 @@ export class EventStore {
     validateStreamName(stream);
     validateUserWritableStream(stream);
     const expected = parseExpectedState(options.expectedState);
-    const prepared = prepareEvents(stream, events, this.limits, this.options.newUuid ?? randomUUID);
+    const prepared = prepareEvents(stream, events, this.limits, this.options.newUuid);
     return this.append(stream, expected, prepared);
   }
 
@@ -232,66 +238,89 @@ export class EventStore {
       writes.push({ stream: metastreamOf(stream), events: [this.metadataEvent(stream, metadata)] });
     }
     writes.push({ stream, events: prepared });
-    const { record, revisions } = await this.propose(writes);
-    const last = revisions.at(-1)!;
-    return { nextExpectedRevision: last.revision, position: { commit: record.position, prepare: last.preparePosition } };
+    const written = await this.propose(writes);
+    return { nextExpectedRevision: written.lastRevision, position: { commit: written.commitPosition, prepare: written.lastPreparePosition } };
   }
 
   /**
    * Assigns revisions, encodes and proposes one record holding `writes`, records the writes as in
-   * flight, and resolves once the record is committed and applied.
+   * flight, and resolves once the record is committed and applied, with the position of the record
+   * and the revision and prepare position of its last event.
    */
   private async propose(
     writes: readonly { stream: string; events: readonly PreparedEvent[]; tombstone?: boolean }[],
-  ): Promise<{ record: LogRecord; revisions: { revision: number; preparePosition: number }[] }> {
+  ): Promise<{ commitPosition: number; lastRevision: number; lastPreparePosition: number }> {
     const createdMicros = this.now() * 1000;
     const toEncode: (EventToEncode & { idKey: string })[] = [];
-    const touched: string[] = [];
     const views = new Map<string, WriteView>();
     for (const write of writes) {
       const view = views.get(write.stream) ?? this.latestView(write.stream);
       let revision = view.lastRevision;
       for (const event of write.events) {
-        toEncode.push({ ...event, revision: write.tombstone ? TOMBSTONE_REVISION : ++revision, createdMicros });
+        toEncode.push({
+          stream: event.stream,
+          revision: write.tombstone ? TOMBSTONE_REVISION : ++revision,
+          id: event.id,
+          idKey: event.idKey,
+          type: event.type,
+          isJson: event.isJson,
+          createdMicros,
+          metadata: event.metadata,
+          data: event.data,
+        });
       }
       // A soft-deleted stream is only ever written after its recreating metadata (the write before
       // in this record), which already updated its view.
       views.set(write.stream, write.tombstone ? { ...view, tombstoned: true } : { ...view, lastRevision: revision });
-      touched.push(write.stream);
       if (isMetastream(write.stream)) {
         const target = streamOfMetastream(write.stream);
         const targetView = views.get(target) ?? this.latestView(target);
         const metadata = this.metadataOf(Buffer.from(write.events.at(-1)!.data).toString('utf8'));
         views.set(target, { ...targetView, metadata, softDeleted: isSoftDeleted(metadata) });
-        touched.push(target);
       }
     }
-    const { payload, entryOffsets } = encodeEvents(toEncode);
-    if (payload.byteLength + 64 > this.log.maxFrameBytes) {
-      throw new InvalidArgumentError(`the write is ${payload.byteLength} bytes, larger than a log record may be (${this.log.maxFrameBytes})`);
+    const { frame, payload, entryOffsets } = encodeEvents(toEncode);
+    if (frame.byteLength > this.log.maxFrameBytes) {
+      throw new InvalidArgumentError(`the write is ${frame.byteLength} bytes, larger than a log record may be (${this.log.maxFrameBytes})`);
     }
-    const proposal = this.committer.propose(RecordType.Events, payload);
+    const proposal = this.committer.propose(RecordType.Events, frame);
     const record: LogRecord = { position: proposal.position, end: proposal.end, type: RecordType.Events, term: proposal.term, index: proposal.index, payload };
     for (const [stream, view] of views) {
       const pending = this.pendingViews.get(stream);
       this.pendingViews.set(stream, { ...view, pending: (pending?.pending ?? 0) + 1 });
     }
-    this.inFlight.push({ record, streams: [...views.keys()] });
-    const applied = proposal.committed.then(
-      () => this.applyCommitted(proposal.end),
+    this.inFlight.push({ record, events: toEncode, entryOffsets, streams: [...views.keys()] });
+    const applied = this.appliedPromiseFor(proposal);
+    for (const batch of batchesOfRecord(toEncode, entryOffsets, record.position, applied)) this.window.add(batch);
+    await this.committed(applied);
+    return {
+      commitPosition: record.position,
+      lastRevision: toEncode.at(-1)!.revision,
+      lastPreparePosition: preparePositionOf(record.position, entryOffsets.at(-1)!),
+    };
+  }
+
+  /**
+   * The promise that resolves once a proposal is committed and applied. Proposals committed
+   * together (one group commit) share one promise and one apply, so a batch costs one of each.
+   */
+  private appliedPromiseFor(proposal: Proposal): Promise<void> {
+    const group = this.commitGroup;
+    if (group && group.committed === proposal.committed) {
+      group.end = proposal.end;
+      return group.applied;
+    }
+    const next = { committed: proposal.committed, end: proposal.end, applied: Promise.resolve() };
+    next.applied = proposal.committed.then(
+      () => this.applyCommitted(next.end),
       (error: unknown) => {
         this.fail(error instanceof Error ? error : new Error(String(error)));
         throw error;
       },
     );
-    applied.catch(() => undefined);
-    const facts = toEncode.map((event, i) => ({ ...event, entryOffset: entryOffsets[i]! }));
-    for (const batch of batchesOfRecord(facts, record.position, applied)) this.window.add(batch);
-    await this.committed(applied);
-    return {
-      record,
-      revisions: toEncode.map((event, i) => ({ revision: event.revision, preparePosition: preparePositionOf(record.position, entryOffsets[i]!) })),
-    };
+    next.applied.catch(() => undefined);
+    this.commitGroup = next;
+    return next.applied;
   }
 
   /** Waits for a write to be committed and applied, turning a storage failure into its typed error. */
@@ -305,28 +334,27 @@ export class EventStore {
 
   /** Applies, in log order, every in-flight write that ends at or before `end`. */
   private applyCommitted(end: number): void {
-    while (this.inFlight.length > 0 && this.inFlight[0]!.record.end <= end) {
-      const write = this.inFlight.shift()!;
-      this.index.apply(write.record);
-      this.rememberRecord(write.record);
+    while (this.inFlightHead < this.inFlight.length && this.inFlight[this.inFlightHead]!.record.end <= end) {
+      const write = this.inFlight[this.inFlightHead++]!;
+      this.index.apply(write.record, { headers: write.events, entryOffsets: write.entryOffsets });
+      this.recentRecords.add(write.record);
       for (const stream of write.streams) {
         const view = this.pendingViews.get(stream);
         if (view && --view.pending === 0) this.pendingViews.delete(stream);
       }
+    }
+    if (this.inFlightHead === this.inFlight.length) {
+      this.inFlight = [];
+      this.inFlightHead = 0;
+    } else if (this.inFlightHead > 1024) {
+      this.inFlight = this.inFlight.slice(this.inFlightHead);
+      this.inFlightHead = 0;
     }
     if (end > this.committedPosition) {
       this.committedPosition = end;
       for (const listener of this.commitListeners) listener(end);
     }
     this.scheduleIndexFlush();
-  }
-
-  private rememberRecord(record: LogRecord): void {
-    this.recentRecords.set(record.position, record);
-    if (this.recentRecords.size > RECENT_RECORDS_MAX) {
-      const oldest = this.recentRecords.keys().next().value as number;
-      this.recentRecords.delete(oldest);
-    }
   }
 
   private scheduleIndexFlush(): void {
@@ -391,8 +419,8 @@ export class EventStore {
     if (view.tombstoned) throw new StreamDeletedError(stream);
     if (!expectedStateHolds(expected, view)) throw new WrongExpectedVersionError(stream, describeExpectedState(expected), actualStateOf(view));
     const metadata: StreamMetadata = { ...(view.metadata ?? { custom: {} }), truncateBefore: Number(SOFT_DELETED_TB_TEXT) };
-    const { record, revisions } = await this.propose([{ stream: metastreamOf(stream), events: [this.metadataEvent(stream, metadata)] }]);
-    return { position: { commit: record.position, prepare: revisions[0]!.preparePosition } };
+    const written = await this.propose([{ stream: metastreamOf(stream), events: [this.metadataEvent(stream, metadata)] }]);
+    return { position: { commit: written.commitPosition, prepare: written.lastPreparePosition } };
   }
 
   /** Tombstones a stream: final; it can never be read or written again. */
@@ -415,8 +443,8 @@ export class EventStore {
       data: EMPTY,
       metadata: EMPTY,
     };
-    const { record, revisions } = await this.propose([{ stream, events: [tombstone], tombstone: true }]);
-    return { position: { commit: record.position, prepare: revisions[0]!.preparePosition } };
+    const written = await this.propose([{ stream, events: [tombstone], tombstone: true }]);
+    return { position: { commit: written.commitPosition, prepare: written.lastPreparePosition } };
   }
 
   /**
@@ -431,7 +459,7 @@ export class EventStore {
     if (this.latestView(stream).tombstoned) throw new StreamDeletedError(stream);
     const expected = parseExpectedState(options.expectedState);
     const metastream = metastreamOf(stream);
-    const prepared = prepareEvents(metastream, [{ type: METADATA_EVENT_TYPE, data: metadata }], this.limits, this.options.newUuid ?? randomUUID);
+    const prepared = prepareEvents(metastream, [{ type: METADATA_EVENT_TYPE, data: metadata }], this.limits, this.options.newUuid);
     return this.append(metastream, expected, prepared);
   }
 
@@ -623,7 +651,7 @@ export class EventStore {
 
   /** Numbers for tests, metrics and benchmarks. */
   get stats(): { log: Log['stats']; pendingWrites: number; idempotencyWindowEvents: number; indexBackend: string } {
-    return { log: this.log.stats, pendingWrites: this.inFlight.length, idempotencyWindowEvents: this.window.size, indexBackend: this.index.backendKind };
+    return { log: this.log.stats, pendingWrites: this.inFlight.length - this.inFlightHead, idempotencyWindowEvents: this.window.size, indexBackend: this.index.backendKind };
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -661,7 +689,7 @@ function matches(payload: Uint8Array, entryOffset: number, predicate: EventPredi
 }
 
 function randomUUIDBytes(newUuid: (() => string) | undefined): Uint8Array {
-  return Buffer.from((newUuid ?? randomUUID)().replaceAll('-', ''), 'hex');
+  return newUuid ? uuidToBytes(newUuid()) : randomUuidBytes();
 }
 
 function parseMaxCount(maxCount: unknown): number {

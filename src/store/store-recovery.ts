@@ -131,9 +131,10 @@ export async function recoverIdempotencyWindow(window: IdempotencyWindow, log: L
     for (const record of records) {
       cursor = record.position;
       if (record.type !== RecordType.Events) continue;
-      const facts: BatchEventFacts[] = entryOffsetsOf(record.payload).map((offset) => eventHeaderAt(record.payload, offset));
+      const offsets = entryOffsetsOf(record.payload);
+      const facts: BatchEventFacts[] = offsets.map((offset) => eventHeaderAt(record.payload, offset));
       if (facts.length > 0 && facts[0]!.createdMicros < oldestKeptMicros) break scan;
-      collected.push(batchesOfRecord(facts, record.position, done));
+      collected.push(batchesOfRecord(facts, offsets, record.position, done));
       events += facts.length;
       if (events >= window.limits.maxEvents) break scan;
     }

@@ -20,6 +20,13 @@ class MemTable {
   eventCount = 0;
 }
 
+/** What applying an event needs to know of it. */
+export interface IndexedEventFacts {
+  stream: string;
+  revision: number;
+  type: string;
+}
+
 /** Where one revision of a stream lives in the log. */
 export interface RevisionLocation {
   revision: number;
@@ -86,38 +93,48 @@ export class StreamIndex {
     return record;
   }
 
-  /** Applies one committed record. Records must come in log order, each exactly once. */
-  apply(record: LogRecord): void {
+  /**
+   * Applies one committed record. Records must come in log order, each exactly once. The write
+   * path passes the headers of the events it just encoded (`known`), sparing their decoding.
+   */
+  apply(record: LogRecord, known?: { headers: readonly IndexedEventFacts[]; entryOffsets: readonly number[] }): void {
     if (record.position !== this.meta.checkpoint) {
       throw new Error(`index invariant: record at ${record.position} applied, but the index is at ${this.meta.checkpoint}`);
     }
-    if (record.type === RecordType.Events) this.applyEvents(record);
+    if (record.type === RecordType.Events) {
+      if (known) {
+        for (let i = 0; i < known.headers.length; i++) this.applyEvent(record, known.headers[i]!, known.entryOffsets[i]!);
+      } else {
+        forEachEventHeader(record.payload, (header) => this.applyEvent(record, header, header.entryOffset));
+      }
+      this.currentRun = undefined;
+    }
     this.meta.checkpoint = record.end;
     this.meta.lastTerm = record.term;
     this.meta.lastIndex = record.index;
   }
 
-  private applyEvents(record: LogRecord): void {
-    let run: RevisionRun | undefined;
-    forEachEventHeader(record.payload, (header) => {
-      const stream = this.mutableStream(header.stream);
-      stream.lastCommitPosition = record.position;
-      if (header.type === TOMBSTONE_EVENT_TYPE) {
-        stream.tombstoned = true;
-        run = undefined;
-        return;
-      }
-      if (header.revision !== stream.lastRevision + 1) {
-        throw new Error(`index invariant: '${header.stream}' revision ${header.revision} follows ${stream.lastRevision}`);
-      }
-      stream.lastRevision = header.revision;
-      run = this.extendRun(run, stream.id, header.revision, record.position, header.entryOffset);
-      this.active.eventCount++;
-      if (isMetastream(header.stream) && header.type === METADATA_EVENT_TYPE) {
-        const event = decodeEventAt(record.payload, header.entryOffset, record.position);
-        this.mutableStream(streamOfMetastream(header.stream)).metadataJson = Buffer.from(event.data).toString('utf8');
-      }
-    });
+  /** The run the previous event of the record being applied went to. */
+  private currentRun: RevisionRun | undefined;
+
+  private applyEvent(record: LogRecord, header: IndexedEventFacts, entryOffset: number): void {
+    const stream = this.mutableStream(header.stream);
+    stream.lastCommitPosition = record.position;
+    if (header.type === TOMBSTONE_EVENT_TYPE) {
+      stream.tombstoned = true;
+      this.currentRun = undefined;
+      return;
+    }
+    if (header.revision !== stream.lastRevision + 1) {
+      throw new Error(`index invariant: '${header.stream}' revision ${header.revision} follows ${stream.lastRevision}`);
+    }
+    stream.lastRevision = header.revision;
+    this.currentRun = this.extendRun(this.currentRun, stream.id, header.revision, record.position, entryOffset);
+    this.active.eventCount++;
+    if (isMetastream(header.stream) && header.type === METADATA_EVENT_TYPE) {
+      const event = decodeEventAt(record.payload, entryOffset, record.position);
+      this.mutableStream(streamOfMetastream(header.stream)).metadataJson = Buffer.from(event.data).toString('utf8');
+    }
   }
 
   private extendRun(current: RevisionRun | undefined, streamId: number, revision: number, recordPosition: number, entryOffset: number): RevisionRun {

@@ -8,7 +8,6 @@ export interface BatchEventFacts {
   revision: number;
   type: string;
   idKey: string;
-  entryOffset: number;
   createdMicros: number;
 }
 
@@ -19,7 +18,12 @@ export interface BatchEventFacts {
  * batch follows from the record itself: its revision before the first event, and soft-deleted when
  * the record recreates it (its metadata stream's event comes right before).
  */
-export function batchesOfRecord(events: readonly BatchEventFacts[], commitPosition: number, committed: Promise<void>): WrittenBatch[] {
+export function batchesOfRecord(
+  events: readonly BatchEventFacts[],
+  entryOffsets: readonly number[],
+  commitPosition: number,
+  committed: Promise<void>,
+): WrittenBatch[] {
   const batches: WrittenBatch[] = [];
   let index = 0;
   while (index < events.length) {
@@ -28,10 +32,11 @@ export function batchesOfRecord(events: readonly BatchEventFacts[], commitPositi
     let end = index;
     while (end < events.length && events[end]!.stream === first.stream) end++;
     if (first.type !== TOMBSTONE_EVENT_TYPE) {
-      const group = events.slice(index, end);
+      const idKeys = new Array<string>(end - index);
+      for (let i = index; i < end; i++) idKeys[i - index] = events[i]!.idKey;
       batches.push({
         stream: first.stream,
-        idKeys: group.map((event) => event.idKey),
+        idKeys,
         firstRevision: first.revision,
         priorView: {
           lastRevision: first.revision - 1,
@@ -39,7 +44,7 @@ export function batchesOfRecord(events: readonly BatchEventFacts[], commitPositi
           softDeleted: previous !== undefined && previous.stream === metastreamOf(first.stream),
         },
         commitPosition,
-        lastPreparePosition: preparePositionOf(commitPosition, group.at(-1)!.entryOffset),
+        lastPreparePosition: preparePositionOf(commitPosition, entryOffsets[end - 1]!),
         createdMicros: first.createdMicros,
         committed,
       });
