@@ -108,3 +108,38 @@ async function readExactly(segment: Segment, offset: number, length: number): Pr
   const read = await segment.file.read(bytes, 0, length, offset);
   return bytes.subarray(0, read);
 }
+
+const DAMAGE_SCAN_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Walks the frames of one segment forwards from `fromOffset` (a frame boundary) and returns the
+ * first invalid one before `toOffset`, with the number of valid frames before it. Used to name
+ * damage exactly (a backwards read cannot trust a damaged trailing length) and by `verify`.
+ */
+export async function findFirstDamage(
+  segment: Segment,
+  fromOffset: number,
+  toOffset: number,
+  maxFrameBytes: number,
+): Promise<{ validFrames: number; validEndOffset: number; damage?: { offset: number; detail: string } }> {
+  let validFrames = 0;
+  let offset = fromOffset;
+  while (offset < toOffset) {
+    let bytes = await readExactly(segment, offset, Math.min(DAMAGE_SCAN_CHUNK_BYTES, toOffset - offset));
+    let cursor = 0;
+    while (cursor < bytes.byteLength) {
+      let check = checkFrame(bytes, cursor, maxFrameBytes);
+      if (!check.ok && check.reason === 'incomplete' && offset + bytes.byteLength < toOffset) {
+        if (cursor > 0) break;
+        bytes = await readExactly(segment, offset, Math.min(Math.max(frameLengthHint(bytes, 0), FRAME_OVERHEAD_BYTES), toOffset - offset));
+        check = checkFrame(bytes, 0, maxFrameBytes);
+      }
+      if (!check.ok) return { validFrames, validEndOffset: offset + cursor, damage: { offset: offset + cursor, detail: check.detail } };
+      cursor += check.length;
+      validFrames++;
+    }
+    if (cursor === 0) break;
+    offset += cursor;
+  }
+  return { validFrames, validEndOffset: offset };
+}

@@ -1,10 +1,8 @@
 import { CheckpointFile } from './checkpoint-file.js';
 import type { FileSystem } from './file-system.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './log.js';
-import { checkFrame } from './record-frame.js';
+import { findFirstDamage } from './log-recovery.js';
 import { listSegmentBases, openSegment } from './segments.js';
-
-const VERIFY_CHUNK_BYTES = 8 * 1024 * 1024;
 
 export interface LogVerification {
   records: number;
@@ -28,32 +26,11 @@ export async function verifyLog(fileSystem: FileSystem, directory: string, maxFr
       if (base !== validEnd && records > 0) {
         return { records, validEnd, damage: { file: segment.file.path, fileOffset: 0, position: base, detail: `segment starts at ${base}, the previous one ends at ${validEnd}` } };
       }
-      validEnd = base;
-      let offset = 0;
-      while (offset < segment.sizeBytes) {
-        let bytes = Buffer.allocUnsafe(Math.min(VERIFY_CHUNK_BYTES, segment.sizeBytes - offset));
-        await segment.file.read(bytes, 0, bytes.byteLength, offset);
-        let cursor = 0;
-        while (cursor < bytes.byteLength) {
-          let check = checkFrame(bytes, cursor, maxFrameBytes);
-          if (!check.ok && check.reason === 'incomplete' && offset + bytes.byteLength < segment.sizeBytes) {
-            if (cursor === 0) {
-              const length = bytes.byteLength >= 4 ? bytes.readUInt32LE(0) : 0;
-              bytes = Buffer.allocUnsafe(Math.min(Math.max(length, 32), segment.sizeBytes - offset));
-              await segment.file.read(bytes, 0, bytes.byteLength, offset);
-              check = checkFrame(bytes, 0, maxFrameBytes);
-            } else {
-              break;
-            }
-          }
-          if (!check.ok) {
-            return { records, validEnd, damage: { file: segment.file.path, fileOffset: offset + cursor, position: base + offset + cursor, detail: check.detail } };
-          }
-          cursor += check.length;
-          records++;
-          validEnd = base + offset + cursor;
-        }
-        offset += cursor;
+      const found = await findFirstDamage(segment, 0, segment.sizeBytes, maxFrameBytes);
+      records += found.validFrames;
+      validEnd = base + found.validEndOffset;
+      if (found.damage) {
+        return { records, validEnd, damage: { file: segment.file.path, fileOffset: found.damage.offset, position: base + found.damage.offset, detail: found.damage.detail } };
       }
     } finally {
       await segment.file.close();

@@ -1,7 +1,7 @@
 import { CheckpointFile } from './checkpoint-file.js';
 import { LogClosedError, LogCorruptionError, LogFailedError } from './errors.js';
 import type { FileSystem } from './file-system.js';
-import { scanTail } from './log-recovery.js';
+import { findFirstDamage, scanTail } from './log-recovery.js';
 import {
   checkFrame,
   decodeFrame,
@@ -439,10 +439,15 @@ export class Log {
       while (offset > 0) {
         if (offset < 4) break;
         const length = new DataView(bytes.buffer, bytes.byteOffset + offset - 4, 4).getUint32(0, true);
+        const frameEnd = from + offset;
+        if (length < FRAME_OVERHEAD_BYTES || length > this.maxFrameBytes || frameEnd - length < segment.basePosition) {
+          throw await this.damageBefore(segment, frameEnd);
+        }
         if (length > offset) {
           if (offset === bytes.byteLength) {
             // A single record larger than the window: read it on its own.
             const record = await this.readRecord(cursor - length);
+            if (record.end !== cursor) throw await this.damageBefore(segment, frameEnd);
             records.push(record);
             offset -= length;
           }
@@ -450,9 +455,7 @@ export class Log {
         }
         const start = offset - length;
         const check = checkFrame(bytes.subarray(0, offset), start, this.maxFrameBytes);
-        if (!check.ok) {
-          throw new LogCorruptionError(segment.file.path, from + start - segment.basePosition, from + start, check.detail);
-        }
+        if (!check.ok) throw await this.damageBefore(segment, frameEnd);
         records.push(decodeFrame(bytes, start, length, from + start));
         offset = start;
         if (bytes.byteLength - offset >= budget) break;
@@ -463,6 +466,18 @@ export class Log {
       budget -= consumed;
     }
     return records;
+  }
+
+  /**
+   * The error for damage found walking backwards to `endPosition`: a damaged trailing length points
+   * to the wrong place, so the frames are walked forwards from the segment start to name the
+   * damaged one exactly.
+   */
+  private async damageBefore(segment: Segment, endPosition: number): Promise<LogCorruptionError> {
+    const found = await findFirstDamage(segment, 0, endPosition - segment.basePosition, this.maxFrameBytes);
+    const offset = found.damage?.offset ?? found.validEndOffset;
+    const detail = found.damage?.detail ?? `the trailing length of the record that ends at ${endPosition} is damaged`;
+    return new LogCorruptionError(segment.file.path, offset, segment.basePosition + offset, detail);
   }
 
   private async readLastRecord(): Promise<LastRecord | undefined> {

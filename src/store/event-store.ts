@@ -10,6 +10,7 @@ import {
 } from '../errors.js';
 import { LogCorruptionError } from '../storage/errors.js';
 import type { FileSystem } from '../storage/file-system.js';
+import type { IndexBackend } from '../storage/index-backend.js';
 import { DEFAULT_MAX_FRAME_BYTES, Log } from '../storage/log.js';
 import { MemoryFileSystem } from '../storage/memory-file-system.js';
 import { NodeFileSystem } from '../storage/node-file-system.js';
@@ -173,19 +174,26 @@ export class EventStore {
     });
     if (log.stats.recoveredTornBytes > 0) say(`log: cut off a torn tail of ${log.stats.recoveredTornBytes} bytes at ${log.tailPosition}`);
     const backendKind = options.indexBackend ?? (inMemory || fileSystem instanceof MemoryFileSystem ? 'memory' : 'lmdb');
-    const openingMarker = joinPath(directory, 'index.opening');
-    const backend = backendKind === 'lmdb' ? await openLmdbBackend(joinPath(directory, 'index'), openingMarker, say) : openMemoryBackend();
-    const recovery = await recoverIndex(backend, log);
-    if (backendKind === 'lmdb') await indexOpened(openingMarker);
-    if (recovery.rebuiltBecause && log.writtenPosition > log.startPosition) {
-      say(`index: rebuilt from the log (${recovery.recordsReplayed} records) because ${recovery.rebuiltBecause}`);
+    let backend: IndexBackend | undefined;
+    try {
+      const openingMarker = joinPath(directory, 'index.opening');
+      backend = backendKind === 'lmdb' ? await openLmdbBackend(joinPath(directory, 'index'), openingMarker, say) : openMemoryBackend();
+      const recovery = await recoverIndex(backend, log);
+      if (backendKind === 'lmdb') await indexOpened(openingMarker);
+      if (recovery.rebuiltBecause && log.writtenPosition > log.startPosition) {
+        say(`index: rebuilt from the log (${recovery.recordsReplayed} records) because ${recovery.rebuiltBecause}`);
+      }
+      const window = new IdempotencyWindow({ ...DEFAULT_IDEMPOTENCY_WINDOW, ...options.idempotencyWindow });
+      await recoverIdempotencyWindow(window, log, (options.clock ?? Date.now)());
+      const store = new EventStore(log, recovery.index, new LocalCommitter(log), window, limits, options);
+      failureSink.notify = (error) => store.fail(error);
+      return store;
+    } catch (error) {
+      // A refused open (damage found while replaying) must not leave files open behind it.
+      await backend?.close().catch(() => undefined);
+      await log.close().catch(() => undefined);
+      throw error;
     }
-    const window = new IdempotencyWindow({ ...DEFAULT_IDEMPOTENCY_WINDOW, ...options.idempotencyWindow });
-    const clock = options.clock ?? Date.now;
-    await recoverIdempotencyWindow(window, log, clock());
-    const store = new EventStore(log, recovery.index, new LocalCommitter(log), window, limits, options);
-    failureSink.notify = (error) => store.fail(error);
-    return store;
   }
 
   private now(): number {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { EventStore } from '../../src/store/event-store.js';
+import { EventStore } from '../../src/store/event-store.js';
 import type { RecordedEvent } from '../../src/store/types.js';
 import type { WriterLine } from './fixtures/writer.js';
 
@@ -24,6 +24,10 @@ export interface WriterRun {
 export interface WriterRunOptions {
   /** Kill once at least this many appends were acknowledged. */
   killAfterAcknowledgements: number;
+  /** Then wait this long before the kill, so it lands at any point of a group commit, not just after an acknowledgement. */
+  killDelayMs?: number;
+  /** Kill this long after the spawn even if fewer appends were acknowledged (a kill during startup or recovery). */
+  killAtMs?: number;
   /** Give up (and fail) if that many acknowledgements take longer than this. */
   maxWaitMs: number;
   writers?: number;
@@ -41,10 +45,15 @@ export async function runWriterAndKill(directory: string, options: WriterRunOpti
   // The child's own limit only matters if this process dies without killing it.
   args.push('--max-run-ms', String(options.maxWaitMs + 10_000));
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  const exited = once(child, 'close');
+  // Settles when the child is gone and its pipes are drained; a spawn error is reported through 'error' below.
+  const exited = once(child, 'close').then(
+    () => undefined,
+    () => undefined,
+  );
   const acknowledgements: Acknowledgement[] = [];
   let openedAt = -1;
   let stderr = '';
+  let killed = false;
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   try {
     const enough = new Promise<void>((resolve, reject) => {
@@ -52,25 +61,45 @@ export async function runWriterAndKill(directory: string, options: WriterRunOpti
         () => reject(new Error(`only ${acknowledgements.length} of ${options.killAfterAcknowledgements} appends acknowledged in ${options.maxWaitMs} ms; stderr: ${stderr}`)),
         options.maxWaitMs,
       );
+      const killTimer = options.killAtMs === undefined ? undefined : setTimeout(() => done(), options.killAtMs);
       const done = (error?: Error) => {
         clearTimeout(timer);
+        clearTimeout(killTimer);
         if (error) reject(error);
         else resolve();
       };
-      // readline only hands out complete lines, so a line cut by the kill is never parsed.
-      createInterface({ input: child.stdout }).on('line', (text) => {
-        const line = JSON.parse(text) as WriterLine;
-        if (line.kind === 'opened') openedAt = line.position;
-        else acknowledgements.push(line);
-        if (acknowledgements.length === options.killAfterAcknowledgements) done();
+      // Only text before a newline is a line: the kill may cut the last one short, and that part is dropped.
+      let unfinished = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        const lines = (unfinished + chunk).split('\n');
+        unfinished = lines.pop()!;
+        for (const text of lines) {
+          let line: WriterLine;
+          try {
+            line = JSON.parse(text) as WriterLine;
+          } catch {
+            done(new Error(`the writer printed a line that is not JSON: ${text}`));
+            return;
+          }
+          if (line.kind === 'opened') openedAt = line.position;
+          else acknowledgements.push(line);
+          if (acknowledgements.length === options.killAfterAcknowledgements) done();
+        }
       });
+      child.on('error', (error) => done(error));
       child.on('exit', (code, signal) => done(new Error(`the writer exited on its own (code ${code}, signal ${signal}); stderr: ${stderr}`)));
     });
     await enough;
+    if (options.killDelayMs && options.killAtMs === undefined) await new Promise((resolve) => setTimeout(resolve, options.killDelayMs));
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`the writer exited on its own before the kill (code ${child.exitCode}, signal ${child.signalCode}); stderr: ${stderr}`);
+    }
     process.kill(child.pid!, 'SIGKILL');
-    await withTimeout(exited, 10_000, 'the killed writer did not close its pipes');
+    killed = true;
   } finally {
-    killIfRunning(child.pid, child.exitCode, child.signalCode);
+    if (!killed) killIfRunning(child.pid, child.exitCode, child.signalCode);
+    // Whatever failed above, the child must be gone before its directory is inspected or removed.
+    await withTimeout(exited, 10_000, 'the writer did not exit').catch(() => undefined);
   }
   return { acknowledgements, openedAt, stderr };
 }
@@ -177,6 +206,7 @@ export async function frameLocations(databaseDirectory: string): Promise<FrameLo
   return frames;
 }
 
+/** The position in `log/log.checkpoint`, read raw (its CRC is not checked). */
 export async function readCheckpoint(databaseDirectory: string): Promise<number | undefined> {
   const path = join(databaseDirectory, 'log', 'log.checkpoint');
   const bytes = await readFile(path).catch(() => undefined);
@@ -193,5 +223,68 @@ export async function xorByte(path: string, fileOffset: number, mask = 0x5a): Pr
     await file.write(byte, 0, 1, fileOffset);
   } finally {
     await file.close();
+  }
+}
+
+/**
+ * Fills a store in this process with sequential appends to `streams` streams (the streams in
+ * parallel, so group commits carry several records) and closes it cleanly. Returns what was acknowledged.
+ */
+export async function populateStore(
+  directory: string,
+  options: { appendsPerStream: number; streams: number; segmentSizeBytes?: number },
+): Promise<Acknowledgement[]> {
+  const store = await EventStore.open({ directory, ...(options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {}) });
+  const acknowledgements: Acknowledgement[] = [];
+  try {
+    await Promise.all(
+      Array.from({ length: options.streams }, async (_, streamNumber) => {
+        const stream = `crash-${streamNumber}`;
+        let lastRevision = -1;
+        for (let i = 0; i < options.appendsPerStream; i++) {
+          const ids = Array.from({ length: 1 + (i % 2) }, () => randomUUID());
+          const events = ids.map((id) => ({ id, type: 'Populated', data: { i, padding: 'y'.repeat((i * 37) % 300) } }));
+          const result = await store.appendToStream(stream, events, { expectedState: lastRevision < 0 ? 'no_stream' : lastRevision });
+          acknowledgements.push({ kind: 'ack', stream, firstRevision: lastRevision + 1, commit: result.position.commit, eventIds: ids });
+          lastRevision = result.nextExpectedRevision;
+        }
+      }),
+    );
+  } finally {
+    await store.close();
+  }
+  return acknowledgements;
+}
+
+/** Appends one event to every stream at its current revision; returns the acknowledgements. */
+export async function appendToEachStream(store: EventStore, lastRevisions: ReadonlyMap<string, number>): Promise<Acknowledgement[]> {
+  const acknowledgements: Acknowledgement[] = [];
+  for (const [stream, last] of lastRevisions) {
+    const id = randomUUID();
+    const result = await store.appendToStream(stream, [{ id, type: 'AfterRecovery' }], { expectedState: last });
+    assert.equal(result.nextExpectedRevision, last + 1, `${stream}: the append after recovery got revision ${result.nextExpectedRevision}`);
+    acknowledgements.push({ kind: 'ack', stream, firstRevision: last + 1, commit: result.position.commit, eventIds: [id] });
+  }
+  return acknowledgements;
+}
+
+export interface ChronicleRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the `chronicle` command (bin/chronicle) with a time limit. */
+export async function runChronicle(args: readonly string[], timeoutMs = 15_000): Promise<ChronicleRun> {
+  const child = spawn(process.execPath, [CHRONICLE_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  try {
+    const [code] = (await withTimeout(once(child, 'close'), timeoutMs, `chronicle ${args.join(' ')} did not finish`)) as [number | null];
+    return { code, stdout, stderr };
+  } finally {
+    killIfRunning(child.pid, child.exitCode, child.signalCode);
   }
 }
