@@ -508,18 +508,22 @@ export class EventStore {
       const want = Math.min(maxCount - events.length, 4096);
       const locations = this.index.locate(record.id, cursor, direction, want).filter((location) => location.revision >= first);
       if (locations.length === 0) break;
+      // Consecutive revisions often share a record (one append): read each record once.
+      let logRecord: LogRecord | undefined;
+      let cached = false;
       for (const location of locations) {
-        const logRecord = await this.readRecord(location.recordPosition);
+        if (logRecord?.position !== location.recordPosition) {
+          const recent = this.recentRecords.get(location.recordPosition);
+          cached = recent !== undefined;
+          logRecord = recent ?? (await this.log.readRecord(location.recordPosition));
+        }
         const event = decodeEventAt(logRecord.payload, location.entryOffset, logRecord.position);
-        if (!isExpired(metadata, event.createdMicros, nowMs)) events.push(toRecordedEvent(event));
+        // Events decoded from the shared cache get their own bytes, so no caller can change what others read.
+        if (!isExpired(metadata, event.createdMicros, nowMs)) events.push(toRecordedEvent(event, cached));
       }
       cursor = direction === 'forwards' ? locations.at(-1)!.revision + 1 : locations.at(-1)!.revision - 1;
     }
     return events;
-  }
-
-  private async readRecord(position: number): Promise<LogRecord> {
-    return this.recentRecords.get(position) ?? (await this.log.readRecord(position));
   }
 
   /** Reads the global log of committed events, in either direction, optionally filtered. */
@@ -615,7 +619,7 @@ export class EventStore {
 
   private async readRecordOrInvalid(position: number): Promise<LogRecord> {
     try {
-      return await this.readRecord(position);
+      return await this.log.readRecord(position);
     } catch (error) {
       if (error instanceof LogCorruptionError && error.logPosition === position) {
         throw new InvalidArgumentError(`position ${position} is not the start of a record in the log`);

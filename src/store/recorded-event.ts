@@ -2,7 +2,8 @@ import type { StoredEvent } from './event-codec.js';
 import type { RecordedEvent } from './types.js';
 import { bytesToUuid } from './uuid.js';
 
-export function toRecordedEvent(event: StoredEvent): RecordedEvent {
+/** `copy` gives the event its own data and metadata bytes instead of views into a shared buffer. */
+export function toRecordedEvent(event: StoredEvent, copy = false): RecordedEvent {
   return {
     streamId: event.stream,
     revision: event.revision,
@@ -10,8 +11,8 @@ export function toRecordedEvent(event: StoredEvent): RecordedEvent {
     type: event.type,
     contentType: event.isJson ? 'application/json' : 'application/octet-stream',
     isJson: event.isJson,
-    data: event.data,
-    metadata: event.metadata,
+    data: copy ? Buffer.from(event.data) : event.data,
+    metadata: copy ? Buffer.from(event.metadata) : event.metadata,
     created: new Date(Math.floor(event.createdMicros / 1000)),
     createdMicros: event.createdMicros,
     position: { commit: event.commitPosition, prepare: event.preparePosition },

@@ -185,6 +185,16 @@ describe('reading streams', () => {
     await store.close();
   });
 
+  it('hands out bytes a caller may change without changing what later reads return', async () => {
+    const store = await openMemory();
+    await store.appendToStream('s', [{ type: 'A', data: new Uint8Array([1, 2, 3]) }]);
+    const [first] = await store.readStream('s');
+    first!.data.fill(9);
+    const [again] = await store.readStream('s');
+    assert.deepEqual([...again!.data], [1, 2, 3]);
+    await store.close();
+  });
+
   it('reads long streams across index runs and flushes, in both directions', async () => {
     const temp = await makeTempDirectory();
     cleanups.push(temp.remove);
