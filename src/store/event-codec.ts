@@ -69,10 +69,17 @@ export function encodedEventSize(event: EventToEncode, streamBytes: number, type
  * is what the log writes once sealed, `payload` is the view of it the index applies.
  */
 export function encodeEvents(events: readonly EventToEncode[]): { frame: Uint8Array; payload: Uint8Array; entryOffsets: number[] } {
-  const streams = events.map((event) => Buffer.from(event.stream, 'utf8'));
-  const types = events.map((event) => Buffer.from(event.type, 'utf8'));
+  // Names are measured, then written straight into the frame: no intermediate buffers.
+  const streamBytes = new Array<number>(events.length);
+  const typeBytes = new Array<number>(events.length);
   let total = PAYLOAD_HEADER_BYTES;
-  for (let i = 0; i < events.length; i++) total += encodedEventSize(events[i]!, streams[i]!.byteLength, types[i]!.byteLength);
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]!;
+    // Consecutive events of one stream are the common case: measure its name once.
+    streamBytes[i] = i > 0 && events[i - 1]!.stream === event.stream ? streamBytes[i - 1]! : Buffer.byteLength(event.stream, 'utf8');
+    typeBytes[i] = Buffer.byteLength(event.type, 'utf8');
+    total += encodedEventSize(event, streamBytes[i]!, typeBytes[i]!);
+  }
   const { frame, payload } = allocateFrame(total);
   const view = new DataView(payload.buffer, payload.byteOffset, total);
   view.setUint8(0, EVENTS_FORMAT_VERSION);
@@ -84,24 +91,20 @@ export function encodeEvents(events: readonly EventToEncode[]): { frame: Uint8Ar
   for (let i = 0; i < events.length; i++) {
     entryOffsets[i] = offset;
     const event = events[i]!;
-    const stream = streams[i]!;
-    const type = types[i]!;
-    const length = encodedEventSize(event, stream.byteLength, type.byteLength);
+    const length = encodedEventSize(event, streamBytes[i]!, typeBytes[i]!);
     view.setUint32(offset, length, true);
     writeUint64(view, offset + 4, event.revision);
     payload.set(event.id, offset + 12);
     view.setFloat64(offset + 28, event.createdMicros, true);
     view.setUint8(offset + 36, event.isJson ? FLAG_JSON : 0);
     view.setUint8(offset + 37, 0);
-    view.setUint16(offset + 38, stream.byteLength, true);
-    view.setUint16(offset + 40, type.byteLength, true);
+    view.setUint16(offset + 38, streamBytes[i]!, true);
+    view.setUint16(offset + 40, typeBytes[i]!, true);
     view.setUint32(offset + 42, event.metadata.byteLength, true);
     view.setUint32(offset + 46, event.data.byteLength, true);
     let cursor = offset + ENTRY_HEADER_BYTES;
-    payload.set(stream, cursor);
-    cursor += stream.byteLength;
-    payload.set(type, cursor);
-    cursor += type.byteLength;
+    cursor += payload.write(event.stream, cursor, streamBytes[i]!, 'utf8');
+    cursor += payload.write(event.type, cursor, typeBytes[i]!, 'utf8');
     payload.set(event.metadata, cursor);
     cursor += event.metadata.byteLength;
     payload.set(event.data, cursor);

@@ -20,9 +20,10 @@ export type PreparedEvent = Omit<EventToEncode, 'revision' | 'createdMicros'> & 
 
 const EMPTY = new Uint8Array(0);
 
-function toBytes(value: unknown, what: string): { bytes: Uint8Array; isJson: boolean } {
-  if (value === undefined) return { bytes: EMPTY, isJson: false };
-  if (value instanceof Uint8Array) return { bytes: value, isJson: false };
+/** Bytes as given, or JSON text; `undefined` is no bytes. */
+function toBytes(value: unknown, what: string): Uint8Array {
+  if (value === undefined) return EMPTY;
+  if (value instanceof Uint8Array) return value;
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
@@ -30,7 +31,7 @@ function toBytes(value: unknown, what: string): { bytes: Uint8Array; isJson: boo
     throw new InvalidArgumentError(`event ${what} cannot be serialised as JSON: ${(error as Error).message}`);
   }
   if (json === undefined) throw new InvalidArgumentError(`event ${what} cannot be serialised as JSON`);
-  return { bytes: Buffer.from(json, 'utf8'), isJson: true };
+  return Buffer.from(json, 'utf8');
 }
 
 /**
@@ -40,29 +41,32 @@ function toBytes(value: unknown, what: string): { bytes: Uint8Array; isJson: boo
 export function prepareEvents(stream: string, events: readonly EventData[], limits: SizeLimits, newUuid?: () => string): PreparedEvent[] {
   if (!Array.isArray(events)) throw new InvalidArgumentError('events must be an array');
   const prepared: PreparedEvent[] = [];
-  const seen = new Set<string>();
+  const seen = events.length > 1 ? new Set<string>() : undefined;
   const streamBytes = Buffer.byteLength(stream, 'utf8');
   let total = 0;
-  for (const [i, event] of events.entries()) {
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i];
     if (typeof event !== 'object' || event === null) throw new InvalidArgumentError(`event ${i} is not an object`);
     validateEventType(event.type, stream);
     const id = event.id !== undefined ? uuidToBytes(event.id) : newUuid ? uuidToBytes(newUuid()) : randomUuidBytes();
     const idKey = idKeyOf(id);
-    if (seen.has(idKey)) throw new InvalidArgumentError(`event id ${bytesToUuid(id)} appears twice in one append`, { stream });
-    seen.add(idKey);
+    if (seen) {
+      if (seen.has(idKey)) throw new InvalidArgumentError(`event id ${bytesToUuid(id)} appears twice in one append`, { stream });
+      seen.add(idKey);
+    }
     if (event.contentType !== undefined && event.contentType !== 'application/json' && event.contentType !== 'application/octet-stream') {
       throw new InvalidArgumentError(`content type must be 'application/json' or 'application/octet-stream', not '${String(event.contentType)}'`);
     }
     const data = toBytes(event.data, 'data');
     const metadata = toBytes(event.metadata, 'metadata');
-    const isJson = event.contentType ? event.contentType === 'application/json' : data.isJson || event.data === undefined;
-    if (isMetastream(stream)) parseMetadataBytes(data.bytes);
-    const size = data.bytes.byteLength + metadata.bytes.byteLength + Buffer.byteLength(event.type, 'utf8') + streamBytes;
+    const isJson = event.contentType ? event.contentType === 'application/json' : !(event.data instanceof Uint8Array);
+    if (isMetastream(stream)) parseMetadataBytes(data);
+    const size = data.byteLength + metadata.byteLength + Buffer.byteLength(event.type, 'utf8') + streamBytes;
     if (size > limits.maxEventSizeBytes) {
       throw new MaximumAppendSizeExceededError(size, limits.maxEventSizeBytes, `event ${i} of the append to '${stream}'`);
     }
     total += size;
-    prepared.push({ stream, id, idKey, type: event.type, isJson, data: data.bytes, metadata: metadata.bytes });
+    prepared.push({ stream, id, idKey, type: event.type, isJson, data, metadata });
   }
   if (total > limits.maxAppendSizeBytes) {
     throw new MaximumAppendSizeExceededError(total, limits.maxAppendSizeBytes, `the append to '${stream}'`);

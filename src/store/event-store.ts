@@ -260,9 +260,23 @@ export class EventStore {
   ): Promise<{ commitPosition: number; lastRevision: number; lastPreparePosition: number }> {
     const createdMicros = this.now() * 1000;
     const toEncode: (EventToEncode & { idKey: string })[] = [];
-    const views = new Map<string, WriteView>();
+    // The streams this record changes and their views after it (one or two: a list beats a Map).
+    const changed: { stream: string; view: WriteView }[] = [];
+    const viewOf = (stream: string): WriteView => {
+      for (const entry of changed) if (entry.stream === stream) return entry.view;
+      return this.latestView(stream);
+    };
+    const setView = (stream: string, view: WriteView): void => {
+      for (const entry of changed) {
+        if (entry.stream === stream) {
+          entry.view = view;
+          return;
+        }
+      }
+      changed.push({ stream, view });
+    };
     for (const write of writes) {
-      const view = views.get(write.stream) ?? this.latestView(write.stream);
+      const view = viewOf(write.stream);
       let revision = view.lastRevision;
       for (const event of write.events) {
         toEncode.push({
@@ -279,12 +293,17 @@ export class EventStore {
       }
       // A soft-deleted stream is only ever written after its recreating metadata (the write before
       // in this record), which already updated its view.
-      views.set(write.stream, write.tombstone ? { ...view, tombstoned: true } : { ...view, lastRevision: revision });
+      setView(write.stream, {
+        lastRevision: write.tombstone ? view.lastRevision : revision,
+        tombstoned: view.tombstoned || write.tombstone === true,
+        softDeleted: view.softDeleted,
+        metadata: view.metadata,
+      });
       if (isMetastream(write.stream)) {
         const target = streamOfMetastream(write.stream);
-        const targetView = views.get(target) ?? this.latestView(target);
+        const targetView = viewOf(target);
         const metadata = this.metadataOf(Buffer.from(write.events.at(-1)!.data).toString('utf8'));
-        views.set(target, { ...targetView, metadata, softDeleted: isSoftDeleted(metadata) });
+        setView(target, { lastRevision: targetView.lastRevision, tombstoned: targetView.tombstoned, softDeleted: isSoftDeleted(metadata), metadata });
       }
     }
     const { frame, payload, entryOffsets } = encodeEvents(toEncode);
@@ -293,11 +312,20 @@ export class EventStore {
     }
     const proposal = this.committer.propose(RecordType.Events, frame);
     const record: LogRecord = { position: proposal.position, end: proposal.end, type: RecordType.Events, term: proposal.term, index: proposal.index, payload };
-    for (const [stream, view] of views) {
+    const streams = new Array<string>(changed.length);
+    for (let i = 0; i < changed.length; i++) {
+      const { stream, view } = changed[i]!;
       const pending = this.pendingViews.get(stream);
-      this.pendingViews.set(stream, { ...view, pending: (pending?.pending ?? 0) + 1 });
+      this.pendingViews.set(stream, {
+        lastRevision: view.lastRevision,
+        tombstoned: view.tombstoned,
+        softDeleted: view.softDeleted,
+        metadata: view.metadata,
+        pending: (pending?.pending ?? 0) + 1,
+      });
+      streams[i] = stream;
     }
-    this.inFlight.push({ record, events: toEncode, entryOffsets, streams: [...views.keys()] });
+    this.inFlight.push({ record, events: toEncode, entryOffsets, streams });
     const applied = this.appliedPromiseFor(proposal);
     for (const batch of batchesOfRecord(toEncode, entryOffsets, record.position, applied)) this.window.add(batch);
     await this.committed(applied);

@@ -33,7 +33,8 @@ export const DEFAULT_IDEMPOTENCY_WINDOW: IdempotencyWindowLimits = { maxEvents: 
  * tail on open), so retries are recognised across restarts too.
  */
 export class IdempotencyWindow {
-  private readonly byId = new Map<string, { batch: WrittenBatch; index: number }>();
+  /** Event id → the batch that wrote it (no per-id object: the id's place is found in the batch). */
+  private readonly byId = new Map<string, WrittenBatch>();
   private readonly batches: WrittenBatch[] = [];
   private head = 0;
   private eventCount = 0;
@@ -50,11 +51,12 @@ export class IdempotencyWindow {
     let batch: WrittenBatch | undefined;
     let aligned = true;
     for (let i = 0; i < idKeys.length; i++) {
-      const entry = this.byId.get(idKeys[i]!);
-      if (!entry) continue;
+      const key = idKeys[i]!;
+      const owner = this.byId.get(key);
+      if (!owner) continue;
       found++;
-      if (batch === undefined) batch = entry.batch;
-      if (entry.batch !== batch || entry.index !== i) aligned = false;
+      if (batch === undefined) batch = owner;
+      if (owner !== batch || owner.idKeys[i] !== key) aligned = false;
     }
     if (found === 0 || !batch) return { kind: 'new' };
     if (found === idKeys.length && aligned && batch.idKeys.length === idKeys.length && batch.stream === stream) {
@@ -69,7 +71,7 @@ export class IdempotencyWindow {
 
   add(batch: WrittenBatch): void {
     this.batches.push(batch);
-    for (let i = 0; i < batch.idKeys.length; i++) this.byId.set(batch.idKeys[i]!, { batch, index: i });
+    for (const key of batch.idKeys) this.byId.set(key, batch);
     this.eventCount += batch.idKeys.length;
     this.evictOverCount();
   }
@@ -90,7 +92,7 @@ export class IdempotencyWindow {
     this.head++;
     this.eventCount -= batch.idKeys.length;
     for (const key of batch.idKeys) {
-      if (this.byId.get(key)?.batch === batch) this.byId.delete(key);
+      if (this.byId.get(key) === batch) this.byId.delete(key);
     }
     // Compact the queue once its dead prefix dominates.
     if (this.head > 1024 && this.head * 2 > this.batches.length) {
