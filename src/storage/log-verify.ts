@@ -1,7 +1,7 @@
-import { CheckpointFile } from './checkpoint-file.js';
 import type { FileSystem } from './file-system.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './log.js';
 import { findFirstDamage } from './log-recovery.js';
+import { truncateLogFiles } from './log-truncation.js';
 import { listSegmentBases, openSegment } from './segments.js';
 
 export interface LogVerification {
@@ -44,23 +44,5 @@ export async function verifyLog(fileSystem: FileSystem, directory: string, maxFr
  * explicit repair: what lies after the damage is lost, so it is never done automatically.
  */
 export async function truncateLogAt(fileSystem: FileSystem, directory: string, position: number): Promise<void> {
-  const bases = await listSegmentBases(fileSystem, directory);
-  for (const base of bases) {
-    const segment = await openSegment(fileSystem, directory, base, false);
-    try {
-      if (base > position || (base === position && base > 0)) {
-        await segment.file.close();
-        await fileSystem.remove(segment.file.path);
-        continue;
-      }
-      if (base + segment.sizeBytes > position) {
-        await segment.file.truncate(position - base);
-        await segment.file.datasync();
-      }
-    } finally {
-      await segment.file.close().catch(() => undefined);
-    }
-  }
-  await fileSystem.syncDirectory(directory);
-  await new CheckpointFile(fileSystem, directory, 'log.checkpoint').write(position, { sync: true });
+  await truncateLogFiles(fileSystem, directory, position);
 }

@@ -2,6 +2,7 @@ import { CheckpointFile } from './checkpoint-file.js';
 import { LogClosedError, LogCorruptionError, LogFailedError } from './errors.js';
 import type { FileSystem } from './file-system.js';
 import { findFirstDamage, scanTail } from './log-recovery.js';
+import { CHECKPOINT_FILE, completePendingTruncation, truncateLogFiles } from './log-truncation.js';
 import {
   checkFrame,
   decodeFrame,
@@ -94,6 +95,7 @@ export class Log {
   private flushScheduled = false;
   private idleWaiters: (() => void)[] = [];
   private failure: LogFailedError | undefined;
+  private truncating = false;
   private closed = false;
   private readonly onFailure: ((error: LogFailedError) => void) | undefined;
   /** Counters for metrics and tests. */
@@ -128,7 +130,8 @@ export class Log {
     const { fileSystem, directory } = options;
     const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     await fileSystem.makeDirectory(directory);
-    const checkpoint = new CheckpointFile(fileSystem, directory, 'log.checkpoint');
+    await completePendingTruncation(fileSystem, directory);
+    const checkpoint = new CheckpointFile(fileSystem, directory, CHECKPOINT_FILE);
     const bases = await listSegmentBases(fileSystem, directory);
     const segments: Segment[] = [];
     if (bases.length === 0) {
@@ -166,7 +169,11 @@ export class Log {
     if (scan.tornBytes > 0) {
       lastSegment.sizeBytes -= scan.tornBytes;
       await lastSegment.file.truncate(lastSegment.sizeBytes);
-      await lastSegment.file.datasync();
+    }
+    // What a killed process wrote may still be only in the page cache: make it durable before the
+    // checkpoint says so, or a later power loss could take records this node has since served.
+    for (const segment of segments) {
+      if (segment.basePosition + segment.sizeBytes > checkpointPosition || segment === lastSegment) await segment.file.datasync();
     }
     const log = new Log(options, segments, checkpoint, scan.validEnd, undefined);
     log.stats.recoveredTornBytes = scan.tornBytes;
@@ -352,6 +359,7 @@ export class Log {
   private assertWritable(): void {
     if (this.closed) throw new LogClosedError();
     if (this.failure) throw this.failure;
+    if (this.truncating) throw new Error('the log is being truncated; appends wait until it is done');
   }
 
   /**
@@ -498,32 +506,35 @@ export class Log {
 
   /**
    * Removes every record at or after `position` (a record boundary). A follower uses it when its
-   * uncommitted tail is replaced by the leader's. Waits for an in-flight flush first; records that
-   * are still only pending are dropped and their appends rejected.
+   * uncommitted tail is replaced by the leader's. Pending appends are flushed first; appends made
+   * while the truncation runs are refused. Crash-safe: see log-truncation.ts.
    */
   async truncateSuffix(position: number): Promise<void> {
     this.assertWritable();
-    await this.sync();
-    if (position > this.tail || position < this.startPosition) {
-      throw new RangeError(`cannot truncate at ${position}: the log holds [${this.startPosition}, ${this.tail}]`);
+    this.truncating = true;
+    try {
+      await this.sync();
+      if (position > this.tail || position < this.startPosition) {
+        throw new RangeError(`cannot truncate at ${position}: the log holds [${this.startPosition}, ${this.tail}]`);
+      }
+      if (position === this.tail) return;
+      await this.readRecord(position); // proves that `position` is a record boundary
+      while (this.segments.length > 1 && this.segments.at(-1)!.basePosition >= position) await this.segments.pop()!.file.close();
+      try {
+        await truncateLogFiles(this.options.fileSystem, this.options.directory, position);
+      } catch (error) {
+        // Half-done on disk: only a restart (which completes the recorded intent) is safe now.
+        this.fail(error);
+        throw this.failure;
+      }
+      const segment = this.segments.at(-1)!;
+      segment.sizeBytes = position - segment.basePosition;
+      this.tail = this.written = this.durable = position;
+      this.activeSegmentBase = segment.basePosition;
+      this.last = await this.readLastRecord();
+    } finally {
+      this.truncating = false;
     }
-    if (position === this.tail) return;
-    await this.readRecord(position); // proves that `position` is a record boundary
-    const { fileSystem, directory } = this.options;
-    while (this.segments.length > 1 && this.segments.at(-1)!.basePosition >= position) {
-      const segment = this.segments.pop()!;
-      await segment.file.close();
-      await fileSystem.remove(segment.file.path);
-    }
-    const segment = this.segments.at(-1)!;
-    segment.sizeBytes = position - segment.basePosition;
-    await segment.file.truncate(segment.sizeBytes);
-    await segment.file.datasync();
-    await fileSystem.syncDirectory(directory);
-    this.tail = this.written = this.durable = position;
-    this.activeSegmentBase = segment.basePosition;
-    await this.checkpoint.write(position, { sync: true });
-    this.last = await this.readLastRecord();
   }
 
   /** Flushes what is pending, records a checkpoint, and closes the files. */

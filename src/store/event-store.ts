@@ -235,6 +235,11 @@ export class EventStore {
       throw new WrongExpectedVersionError(stream, describeExpectedState(expected), actualStateOf(view));
     }
     if (prepared.length === 0) {
+      // Answer from committed state only: wait out the stream's writes in flight, then decide again.
+      if (this.pendingViews.has(stream) && this.commitGroup) {
+        await this.committed(this.commitGroup.applied);
+        return this.append(stream, expected, prepared);
+      }
       const record = this.index.getStream(stream);
       const commit = Math.max(record?.lastCommitPosition ?? 0, 0);
       return { nextExpectedRevision: view.lastRevision, position: { commit, prepare: commit } };
@@ -372,7 +377,13 @@ export class EventStore {
   private applyCommitted(end: number): void {
     while (this.inFlightHead < this.inFlight.length && this.inFlight[this.inFlightHead]!.record.end <= end) {
       const write = this.inFlight[this.inFlightHead++]!;
-      this.index.apply(write.record, { headers: write.events, entryOffsets: write.entryOffsets });
+      try {
+        this.index.apply(write.record, { headers: write.events, entryOffsets: write.entryOffsets });
+      } catch (error) {
+        // A broken index invariant: stop rather than answer from a wrong index.
+        this.fail(error instanceof Error ? error : new Error(String(error)));
+        throw error;
+      }
       this.recentRecords.add(write.record);
       for (const stream of write.streams) {
         const view = this.pendingViews.get(stream);
@@ -388,7 +399,14 @@ export class EventStore {
     }
     if (end > this.committedPosition) {
       this.committedPosition = end;
-      for (const listener of this.commitListeners) listener(end);
+      for (const listener of this.commitListeners) {
+        try {
+          listener(end);
+        } catch (error) {
+          // A listener's bug must not fail writes that are durable, nor starve the other listeners.
+          this.options.log?.(`a commit listener failed: ${(error as Error).message}`);
+        }
+      }
     }
     this.scheduleIndexFlush();
   }
@@ -621,12 +639,16 @@ export class EventStore {
       for (let i = offsets.length - 1; i >= 0; i--) {
         const prepare = preparePositionOf(record.position, offsets[i]!);
         if (prepare >= beforePrepare) continue;
-        if (events.length >= maxCount) return { commit: record.position, prepare: preparePositionOf(record.position, offsets[i + 1] ?? offsets[i]!) };
+        // Continue from just after this event, so the next page (which takes prepare < that) starts with it.
+        if (events.length >= maxCount) return { commit: record.position, prepare: offsets[i + 1] !== undefined ? preparePositionOf(record.position, offsets[i + 1]!) : record.end };
         if (!matches(record.payload, offsets[i]!, predicate)) continue;
         events.push(toRecordedEvent(decodeEventAt(record.payload, offsets[i]!, record.position)));
       }
       return undefined;
     };
+    if (from.commit < this.committedPosition && from.prepare === from.commit) {
+      await this.readRecordOrInvalid(from.commit); // proves `from` is a record boundary
+    }
     if (from.prepare > from.commit && from.commit < this.committedPosition) {
       const record = await this.readRecordOrInvalid(from.commit);
       const stop = collect(record, from.prepare);
@@ -715,9 +737,8 @@ export class EventStore {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     for (const wake of [...this.closeWaiters]) wake();
     await this.log.sync().catch(() => undefined);
-    if (!this.failure) {
-      await this.index.close();
-    }
+    // After a failure the index is not flushed (it may be wrong), but its files are closed.
+    await this.index.close({ flush: !this.failure }).catch(() => undefined);
     await this.log.close();
   }
 }

@@ -244,8 +244,12 @@ export class StreamIndex {
     this.meta = { formatVersion: INDEX_FORMAT_VERSION, checkpoint: startPosition, lastTerm: 0, lastIndex: 0, nextStreamId: 1 };
   }
 
-  async close(): Promise<void> {
-    await this.flush();
-    await this.backend.close();
+  async close(options: { flush: boolean } = { flush: true }): Promise<void> {
+    try {
+      if (options.flush) await this.flush();
+      else while (this.flushInFlight) await this.flushInFlight.catch(() => undefined);
+    } finally {
+      await this.backend.close();
+    }
   }
 }

@@ -463,6 +463,54 @@ describe('index recovery', () => {
   });
 });
 
+describe('robustness', () => {
+  it('a commit listener that throws fails neither the write nor the other listeners', async () => {
+    const store = await openMemory();
+    store.onCommit(() => {
+      throw new Error('listener bug');
+    });
+    const waiting = store.waitForCommitAfter(store.position);
+    assert.equal((await store.appendToStream('s', events('A'))).nextExpectedRevision, 0);
+    await waiting;
+    await store.close();
+  });
+
+  it('an empty append answers from committed state, after the stream\'s writes in flight', async () => {
+    const store = await openMemory();
+    const write = store.appendToStream('s', events('A'));
+    const empty = await store.appendToStream('s', [], { expectedState: 0 });
+    assert.equal(empty.nextExpectedRevision, 0);
+    assert.equal((await write).nextExpectedRevision, 0);
+    assert.equal((await store.appendToStream('new', [], { expectedState: 'no_stream' })).nextExpectedRevision, -1);
+    await store.close();
+  });
+
+  it('reading $all backwards from a position that is not a record is invalid input', async () => {
+    const store = await openMemory();
+    await store.appendToStream('a', events('x', 'y'));
+    await assert.rejects(store.readAll({ direction: 'backwards', fromPosition: { commit: 3, prepare: 3 } }), InvalidArgumentError);
+    await store.close();
+  });
+
+  it('paging $all backwards one event at a time from inside a record misses nothing', async () => {
+    const store = await openMemory();
+    await store.appendToStream('a', events('x', 'y', 'z'));
+    await store.appendToStream('b', events('w'));
+    const all = (await store.readAll()).events;
+    const seen: string[] = [];
+    let page = await store.readAll({ direction: 'backwards', fromPosition: all[2]!.position, maxCount: 1 });
+    for (let i = 0; i < 10 && page.events.length > 0; i++) {
+      seen.push(...types(page.events));
+      page = await store.readAll({ direction: 'backwards', fromPosition: page.nextPosition, maxCount: 1 });
+    }
+    assert.deepEqual(seen, ['y', 'x']);
+    const empty = await store.readAll({ direction: 'backwards', fromPosition: { commit: all[0]!.position.commit, prepare: all[2]!.position.prepare + 1 }, maxCount: 0 });
+    const next = await store.readAll({ direction: 'backwards', fromPosition: empty.nextPosition, maxCount: 5 });
+    assert.deepEqual(types(next.events), ['z', 'y', 'x']);
+    await store.close();
+  });
+});
+
 describe('live notification', () => {
   it('tells listeners the new committed position after each commit', async () => {
     const store = await openMemory();

@@ -108,6 +108,21 @@ for (const { name, make } of implementations) {
       await reopened.close();
     });
 
+    it('refuses appends while it truncates', async () => {
+      const { fileSystem, directory } = await make();
+      const log = await Log.open({ fileSystem, directory });
+      const tickets = [1, 2, 3].map((i) => log.append(RecordType.Events, 1, i, payload(`r${i}`)));
+      await log.sync();
+      const truncation = log.truncateSuffix(tickets[1]!.position);
+      assert.throws(() => log.append(RecordType.Events, 1, 9, payload('during')), /truncated/);
+      await truncation;
+      const after = log.append(RecordType.Events, 2, 2, payload('after'));
+      await after.durable;
+      assert.equal(after.position, tickets[1]!.position);
+      assert.deepEqual((await log.read(0, 1 << 20)).map((record) => text(record.payload)), ['r1', 'after']);
+      await log.close();
+    });
+
     it('refuses to truncate at a position that is not a record boundary', async () => {
       const { fileSystem, directory } = await make();
       const log = await Log.open({ fileSystem, directory });
@@ -183,6 +198,22 @@ describe('group commit', () => {
 
 describe('recovery', () => {
   const directory = '/db/log';
+
+  it('makes what a killed process left in the page cache durable before trusting it', async () => {
+    const fileSystem = new MemoryFileSystem();
+    const log = await Log.open({ fileSystem, directory });
+    await log.append(RecordType.Events, 1, 1, payload('durable')).durable;
+    // The fsync of the next record never completes: the process dies, the page cache keeps it.
+    fileSystem.failDatasyncWith = new Error('EIO');
+    await assert.rejects(log.append(RecordType.Events, 1, 2, payload('only cached')).durable);
+    fileSystem.failDatasyncWith = undefined;
+    const restarted = await Log.open({ fileSystem, directory });
+    assert.equal((await restarted.read(0, 1 << 20)).length, 2, 'the cached record is valid and is kept');
+    fileSystem.crash();
+    const afterPowerLoss = await Log.open({ fileSystem, directory });
+    assert.equal((await afterPowerLoss.read(0, 1 << 20)).length, 2, 'and it was made durable by the recovery');
+    await afterPowerLoss.close();
+  });
 
   async function logWith(count: number): Promise<{ fileSystem: MemoryFileSystem; ends: number[]; segment: string }> {
     const fileSystem = new MemoryFileSystem();
@@ -279,5 +310,33 @@ describe('recovery', () => {
     assert.equal(log.stats.recoveredRecordsVerified, 0);
     await assert.rejects(log.readRecord(ends[2]!), LogCorruptionError, 'a read still verifies the CRC');
     await log.close();
+  });
+});
+
+describe('truncation under crashes', () => {
+  const directory = '/db/log';
+
+  it('ends at the truncation point or before it started, whenever the power fails during it', async () => {
+    for (let crashAt = 1; crashAt <= 12; crashAt++) {
+      const fileSystem = new MemoryFileSystem();
+      const log = await Log.open({ fileSystem, directory, segmentSizeBytes: 100 });
+      const tickets = Array.from({ length: 12 }, (_, i) => log.append(RecordType.Events, 1, i + 1, payload(`record ${i}`)));
+      await log.sync();
+      let syncs = 0;
+      fileSystem.beforeDatasync = () => {
+        if (++syncs === crashAt) fileSystem.crash();
+      };
+      const cut = tickets[4]!.position;
+      await log.truncateSuffix(cut).catch(() => undefined);
+      fileSystem.beforeDatasync = undefined;
+      const reopened = await Log.open({ fileSystem, directory, segmentSizeBytes: 100 });
+      const indexes = (await reopened.read(0, 1 << 20)).map((record) => record.index);
+      const complete = Array.from({ length: 12 }, (_, i) => i + 1);
+      assert.ok(
+        JSON.stringify(indexes) === JSON.stringify(complete.slice(0, 4)) || JSON.stringify(indexes) === JSON.stringify(complete),
+        `crash at datasync ${crashAt}: recovered ${JSON.stringify(indexes)}`,
+      );
+      await reopened.close();
+    }
   });
 });
