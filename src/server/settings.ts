@@ -1,0 +1,283 @@
+import { DEFAULT_MAX_APPEND_SIZE_BYTES } from '../store/event-preparation.js';
+import type { ServerConfiguration } from './configuration.js';
+import {
+  parseBoolean,
+  parseByteCount,
+  parseClusterSize,
+  parseDirectory,
+  parseGossipSeeds,
+  parseHostName,
+  parseIpAddress,
+  parseLogLevel,
+  parsePort,
+  type Parsed,
+} from './setting-values.js';
+
+/**
+ * The one table of the server's settings. Every other name of a setting is derived from its flag
+ * here, so the command line, the environment, the config file, --help and the docs cannot drift:
+ * `ext-http-port` is `--ext-http-port`, `CHRONICLE_EXT_HTTP_PORT`, and `ext-http-port:` or
+ * `ExtHttpPort:` in the YAML file.
+ */
+export type SettingKey = Exclude<keyof ServerConfiguration, 'configFile'>;
+
+/** A feature a setting waits for: it is accepted and checked now, and acts once the feature lands. */
+export type PendingFeature = 'cluster' | 'legacy TCP protocol';
+
+export interface SettingDefinition<K extends SettingKey = SettingKey> {
+  key: K;
+  /** The flag without its dashes, in kebab-case. */
+  flag: string;
+  /**
+   * `boolean`: the flag alone means true, or it takes true/false/1/0. `list`: the flag may repeat
+   * and the config file may give a YAML sequence; the entries are joined with commas.
+   */
+  kind: 'value' | 'boolean' | 'list';
+  /** The placeholder in --help, such as `<port>`. */
+  valueName: string;
+  description: string;
+  defaultValue: ServerConfiguration[K];
+  /** How --help and the docs show the default. */
+  defaultText: string;
+  pendingFeature?: PendingFeature;
+  parse(text: string): Parsed<ServerConfiguration[K]>;
+}
+
+export const ENVIRONMENT_PREFIX = 'CHRONICLE_';
+export const CONFIG_FLAG = 'config';
+export const CONFIG_ENVIRONMENT_VARIABLE = `${ENVIRONMENT_PREFIX}CONFIG`;
+
+/**
+ * Raising the append limit above the store's default would let the store write frames that
+ * `chronicle verify`, which checks against the default frame limit, reports as damaged; the limit
+ * can only be lowered until verify learns the node's setting.
+ */
+export const MAX_APPEND_SIZE_LIMIT_BYTES = DEFAULT_MAX_APPEND_SIZE_BYTES;
+
+const BOOLEAN_VALUE = '[true|false]';
+
+export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
+  memDb: {
+    key: 'memDb',
+    flag: 'mem-db',
+    kind: 'boolean',
+    valueName: BOOLEAN_VALUE,
+    description: 'keep the log and the index in memory; nothing survives the process',
+    defaultValue: false,
+    defaultText: 'false',
+    parse: parseBoolean,
+  },
+  db: {
+    key: 'db',
+    flag: 'db',
+    kind: 'value',
+    valueName: '<directory>',
+    description: 'directory of the log and the index',
+    defaultValue: './data',
+    defaultText: './data',
+    parse: parseDirectory,
+  },
+  logDirectory: {
+    key: 'logDirectory',
+    flag: 'log',
+    kind: 'value',
+    valueName: '<directory>',
+    description: 'also write the logs to <directory>/chronicle.log (they always go to stdout)',
+    defaultValue: null,
+    defaultText: 'stdout only',
+    parse: parseDirectory,
+  },
+  logLevel: {
+    key: 'logLevel',
+    flag: 'log-level',
+    kind: 'value',
+    valueName: '<level>',
+    description: 'least severe level logged: fatal, error, warn, info, debug or trace',
+    defaultValue: 'info',
+    defaultText: 'info',
+    parse: parseLogLevel,
+  },
+  intIp: {
+    key: 'intIp',
+    flag: 'int-ip',
+    kind: 'value',
+    valueName: '<address>',
+    description: 'IP address of the internal interface (replication and gossip between nodes)',
+    defaultValue: '127.0.0.1',
+    defaultText: '127.0.0.1',
+    pendingFeature: 'cluster',
+    parse: parseIpAddress,
+  },
+  extIp: {
+    key: 'extIp',
+    flag: 'ext-ip',
+    kind: 'value',
+    valueName: '<address>',
+    description: 'IP address of the external interface, the one clients connect to',
+    defaultValue: '127.0.0.1',
+    defaultText: '127.0.0.1',
+    parse: parseIpAddress,
+  },
+  intTcpPort: {
+    key: 'intTcpPort',
+    flag: 'int-tcp-port',
+    kind: 'value',
+    valueName: '<port>',
+    description: 'internal TCP port: replication between nodes',
+    defaultValue: 1112,
+    defaultText: '1112',
+    pendingFeature: 'cluster',
+    parse: parsePort,
+  },
+  extTcpPort: {
+    key: 'extTcpPort',
+    flag: 'ext-tcp-port',
+    kind: 'value',
+    valueName: '<port>',
+    description: 'external TCP port: the legacy TCP client protocol',
+    defaultValue: 1113,
+    defaultText: '1113',
+    pendingFeature: 'legacy TCP protocol',
+    parse: parsePort,
+  },
+  intHttpPort: {
+    key: 'intHttpPort',
+    flag: 'int-http-port',
+    kind: 'value',
+    valueName: '<port>',
+    description: 'internal HTTP port: gossip between nodes',
+    defaultValue: 2112,
+    defaultText: '2112',
+    pendingFeature: 'cluster',
+    parse: parsePort,
+  },
+  extHttpPort: {
+    key: 'extHttpPort',
+    flag: 'ext-http-port',
+    kind: 'value',
+    valueName: '<port>',
+    description: 'external HTTP port: gRPC (the KurrentDB clients) and the HTTP API',
+    defaultValue: 2113,
+    defaultText: '2113',
+    parse: parsePort,
+  },
+  clusterSize: {
+    key: 'clusterSize',
+    flag: 'cluster-size',
+    kind: 'value',
+    valueName: '<nodes>',
+    description: 'number of voting nodes in the cluster, odd (1, 3, 5...)',
+    defaultValue: 1,
+    defaultText: '1',
+    pendingFeature: 'cluster',
+    parse: parseClusterSize,
+  },
+  discoverViaDns: {
+    key: 'discoverViaDns',
+    flag: 'discover-via-dns',
+    kind: 'boolean',
+    valueName: BOOLEAN_VALUE,
+    description: 'find the other nodes through --cluster-dns; false: through --gossip-seed',
+    defaultValue: true,
+    defaultText: 'true',
+    pendingFeature: 'cluster',
+    parse: parseBoolean,
+  },
+  gossipSeeds: {
+    key: 'gossipSeeds',
+    flag: 'gossip-seed',
+    kind: 'list',
+    valueName: '<host:port,...>',
+    description: "other nodes' internal HTTP endpoints, comma-separated (the flag may repeat)",
+    defaultValue: [],
+    defaultText: 'none',
+    pendingFeature: 'cluster',
+    parse: parseGossipSeeds,
+  },
+  clusterDns: {
+    key: 'clusterDns',
+    flag: 'cluster-dns',
+    kind: 'value',
+    valueName: '<name>',
+    description: 'DNS name that resolves to the addresses of all the nodes',
+    defaultValue: null,
+    defaultText: 'none',
+    pendingFeature: 'cluster',
+    parse: parseHostName,
+  },
+  clusterGossipPort: {
+    key: 'clusterGossipPort',
+    flag: 'cluster-gossip-port',
+    kind: 'value',
+    valueName: '<port>',
+    description: "the other nodes' internal HTTP port, used with --cluster-dns",
+    // Resolved to this node's own internal HTTP port: the nodes of a cluster usually share ports.
+    defaultValue: 2112,
+    defaultText: 'the --int-http-port',
+    pendingFeature: 'cluster',
+    parse: parsePort,
+  },
+  insecure: {
+    key: 'insecure',
+    flag: 'insecure',
+    kind: 'boolean',
+    valueName: BOOLEAN_VALUE,
+    description: 'serve without TLS (clients connect with tls=false)',
+    defaultValue: false,
+    defaultText: 'false',
+    parse: parseBoolean,
+  },
+  maxAppendSizeBytes: {
+    key: 'maxAppendSizeBytes',
+    flag: 'max-append-size',
+    kind: 'value',
+    valueName: '<bytes>',
+    description: `largest append the node accepts, in bytes (at most ${MAX_APPEND_SIZE_LIMIT_BYTES})`,
+    defaultValue: MAX_APPEND_SIZE_LIMIT_BYTES,
+    defaultText: `${MAX_APPEND_SIZE_LIMIT_BYTES} = ${MAX_APPEND_SIZE_LIMIT_BYTES / (1024 * 1024)} MiB`,
+    parse: (text) => parseByteCount(text, MAX_APPEND_SIZE_LIMIT_BYTES),
+  },
+};
+
+/** The settings in the order --help and the docs list them. */
+export const SETTING_LIST: readonly SettingDefinition[] = Object.values(SETTINGS) as SettingDefinition[];
+
+export function environmentVariableOf(setting: SettingDefinition): string {
+  return ENVIRONMENT_PREFIX + setting.flag.toUpperCase().replaceAll('-', '_');
+}
+
+/** The canonical YAML key: the flag itself. */
+export function yamlKeyOf(setting: SettingDefinition): string {
+  return setting.flag;
+}
+
+/** The KurrentDB-style YAML key (`ExtHttpPort`), accepted so existing config files carry over. */
+export function pascalCaseYamlKeyOf(setting: SettingDefinition): string {
+  return setting.flag
+    .split('-')
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join('');
+}
+
+/** The closest of `candidates` to a mistyped name, if one is near enough to be a likely typo. */
+export function closestName(name: string, candidates: readonly string[]): string | undefined {
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (best === undefined || distance < best.distance) best = { candidate, distance };
+  }
+  return best !== undefined && best.distance <= Math.max(2, Math.floor(name.length / 4)) ? best.candidate : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
