@@ -6,8 +6,15 @@ import { subscribeToAll } from '../store/catch-up.js';
 import { verifyLog, truncateLogAt } from '../storage/log-verify.js';
 import { NodeFileSystem } from '../storage/node-file-system.js';
 import { LogCorruptionError } from '../storage/errors.js';
+import { readFileSync } from 'node:fs';
+import { resolveConfiguration } from '../server/configuration.js';
+import { createServerLogger, logStartup } from '../server/logger.js';
+import { startNode } from '../server/node.js';
+import { CHRONICLE_VERSION } from '../server/version.js';
 
-const VERSION = '0.1.0';
+const VERSION = CHRONICLE_VERSION;
+/** Subcommands that work on a data directory offline; anything else starts a node. */
+const UTILITY_COMMANDS = new Set(['demo', 'verify', 'repair', 'rebuild-index']);
 
 function parsePosition(value: string): number {
   const position = Number(value);
@@ -50,7 +57,7 @@ export function buildProgram(): Command {
   const program = new Command();
   program.name('chronicle').description('Chronicle: a clustered event store for Node.js').version(VERSION);
   program
-    .command('demo', { isDefault: true })
+    .command('demo')
     .description('run the embedded demo: open a store, write and read a stream, exit')
     .option('--db <directory>', 'where the store keeps its data', './data')
     .option('--mem-db', 'keep everything in memory')
@@ -102,9 +109,48 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Starts a node with the configuration from flags, environment and config file; runs until stopped. */
+async function runServer(args: string[]): Promise<void> {
+  const resolution = resolveConfiguration({ argv: args, env: process.env, readFile: (path) => readFileSync(path, 'utf8') });
+  if ('help' in resolution) {
+    process.stdout.write(`${resolution.help}\n\nUtility commands (offline, on a data directory): chronicle demo | verify | repair | rebuild-index --help\n`);
+    return;
+  }
+  if ('version' in resolution) {
+    process.stdout.write(`${resolution.version}\n`);
+    return;
+  }
+  if ('error' in resolution) {
+    process.stderr.write(`chronicle: ${resolution.error}\n`);
+    process.exitCode = resolution.exitCode;
+    return;
+  }
+  const { configuration, sources } = resolution;
+  if (!configuration.insecure) {
+    process.stderr.write('chronicle: TLS is not available yet; start the node with --insecure (clients then connect with tls=false)\n');
+    process.exitCode = 2;
+    return;
+  }
+  const { logger, close } = createServerLogger({ level: configuration.logLevel, logDirectory: configuration.logDirectory });
+  logStartup(logger, configuration, sources);
+  const node = await startNode(configuration, logger);
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, `received ${signal}`);
+    void node.stop();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  await node.stopped;
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  close();
+}
+
 export async function main(argv: string[]): Promise<void> {
+  const args = argv.slice(2);
   try {
-    await buildProgram().parseAsync(argv);
+    if (args[0] !== undefined && UTILITY_COMMANDS.has(args[0])) await buildProgram().parseAsync(argv);
+    else await runServer(args);
   } catch (error) {
     if (error instanceof LogCorruptionError) {
       console.error(error.message);

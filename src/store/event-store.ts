@@ -588,16 +588,25 @@ export class EventStore {
       throw new InvalidArgumentError(`position ${position.commit} is outside the committed log [${start}, ${end}]`);
     }
     return direction === 'forwards'
-      ? this.readAllForwards(position, maxCount, predicate, end)
+      ? this.readAllForwards(position, maxCount, predicate, end, options.scanLimit ?? Number.MAX_SAFE_INTEGER)
       : this.readAllBackwards(position, maxCount, predicate, start);
   }
 
-  private async readAllForwards(from: Position, maxCount: number, predicate: EventPredicate | undefined, end: number): Promise<ReadAllResult> {
+  private async readAllForwards(
+    from: Position,
+    maxCount: number,
+    predicate: EventPredicate | undefined,
+    end: number,
+    scanLimit: number,
+  ): Promise<ReadAllResult> {
     const events: RecordedEvent[] = [];
     let cursor = from.commit;
     let first = true;
+    let scanned = 0;
     while (cursor < end) {
-      const records = await this.readRecordsAt(cursor, end, first);
+      // Live tails read what was just committed: take it from memory when it is still there.
+      const recent = this.recentRecords.get(cursor);
+      const records = recent ? [recent] : await this.readRecordsAt(cursor, end, first);
       first = false;
       if (records.length === 0) break;
       for (const record of records) {
@@ -606,13 +615,14 @@ export class EventStore {
           for (let i = 0; i < offsets.length; i++) {
             const prepare = preparePositionOf(record.position, offsets[i]!);
             if (record.position === from.commit && prepare < from.prepare) continue;
-            if (events.length >= maxCount) return { events, nextPosition: { commit: record.position, prepare }, isEnd: false };
+            if (events.length >= maxCount || scanned >= scanLimit) return { events, nextPosition: { commit: record.position, prepare }, isEnd: false };
+            scanned++;
             if (!matches(record.payload, offsets[i]!, predicate)) continue;
-            events.push(toRecordedEvent(decodeEventAt(record.payload, offsets[i]!, record.position)));
+            events.push(toRecordedEvent(decodeEventAt(record.payload, offsets[i]!, record.position), recent !== undefined));
           }
         }
         cursor = record.end;
-        if (events.length >= maxCount) return { events, nextPosition: { commit: cursor, prepare: cursor }, isEnd: cursor >= end };
+        if (events.length >= maxCount || scanned >= scanLimit) return { events, nextPosition: { commit: cursor, prepare: cursor }, isEnd: cursor >= end };
       }
     }
     return { events, nextPosition: { commit: cursor, prepare: cursor }, isEnd: true };

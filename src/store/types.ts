@@ -82,6 +82,11 @@ export interface ReadAllOptions {
   fromPosition?: Position | 'start' | 'end';
   maxCount?: number;
   filter?: EventFilter;
+  /**
+   * Forwards only: stop after examining this many events, matching the filter or not, so that a
+   * filtered reader can report progress (checkpoints) through long stretches of non-matching events.
+   */
+  scanLimit?: number;
 }
 
 export interface ReadAllResult {

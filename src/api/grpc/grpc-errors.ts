@@ -1,0 +1,48 @@
+import { ChronicleError, GrpcStatus, StreamDeletedError, WrongExpectedVersionError, MaximumAppendSizeExceededError } from '../../errors.js';
+
+/** An error that already knows its gRPC status (transport-level problems, protocol misuse). */
+export class GrpcCallError extends Error {
+  constructor(
+    readonly grpcStatus: number,
+    message: string,
+    readonly trailers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'GrpcCallError';
+  }
+}
+
+export interface GrpcErrorReply {
+  grpcStatus: number;
+  message: string;
+  /** Extra trailers: the KurrentDB `exception` key and the facts each exception carries. */
+  trailers: Record<string, string>;
+}
+
+/**
+ * The one place an error becomes a gRPC status and trailers. Chronicle's errors map through the
+ * error registry; the KurrentDB clients read `exception` and its companion keys to build their
+ * typed errors, so those keys are set exactly as they expect.
+ */
+export function toGrpcError(error: unknown): GrpcErrorReply {
+  if (error instanceof GrpcCallError) return { grpcStatus: error.grpcStatus, message: error.message, trailers: error.trailers };
+  if (error instanceof ChronicleError) {
+    const mapping = error.mapping;
+    const trailers: Record<string, string> = {};
+    if (mapping.kurrentException) trailers.exception = mapping.kurrentException;
+    if (error instanceof WrongExpectedVersionError) {
+      trailers['stream-name'] = error.stream;
+      trailers['expected-version'] = error.expected;
+      trailers['actual-version'] = error.actual.kind === 'revision' ? String(error.actual.revision) : '-1';
+    } else if (error instanceof StreamDeletedError) {
+      trailers['stream-name'] = error.stream;
+    } else if (error instanceof MaximumAppendSizeExceededError) {
+      trailers['maximum-append-size'] = String(error.maxAppendSizeBytes);
+    }
+    for (const [key, value] of Object.entries(error.details)) {
+      if (key.startsWith('trailer:') && typeof value === 'string') trailers[key.slice('trailer:'.length)] = value;
+    }
+    return { grpcStatus: mapping.grpcStatus, message: error.message, trailers };
+  }
+  return { grpcStatus: GrpcStatus.Internal, message: 'internal error', trailers: {} };
+}

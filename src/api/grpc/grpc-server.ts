@@ -1,0 +1,320 @@
+import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { encodeGrpcMessage, FramingError, frameMessage, MessageDeframer, parseGrpcTimeoutMs } from './framing.js';
+import { GrpcCallError, toGrpcError, type GrpcErrorReply } from './grpc-errors.js';
+
+/**
+ * A gRPC server on `node:http2`, without a gRPC library in between: the hot path is one
+ * HTTP/2 stream, a deframer and a codec. grpc-js costs tens of microseconds per message before
+ * any work is done (see ../shared/design.md), which an event store's append path cannot afford.
+ */
+export interface Codec<T> {
+  decode(bytes: Uint8Array): T;
+  encode(message: T): Uint8Array;
+}
+
+export interface CallContext {
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  /** Aborted when the client cancels, the connection drops, the deadline passes or the server stops. */
+  readonly signal: AbortSignal;
+}
+
+/** The sending side of a streaming response. */
+export interface ResponseStream<Response> {
+  /** Sends one message; resolves once the transport can take more (HTTP/2 flow control). */
+  send(message: Response): Promise<void>;
+  /** Sends the response headers now (some clients wait for them before sending more requests). */
+  sendHeaders(): void;
+}
+
+export type MethodDefinition<Request, Response> =
+  | {
+      kind: 'unary';
+      path: string;
+      request: Codec<Request>;
+      response: Codec<Response>;
+      handle(request: Request, context: CallContext): Promise<Response>;
+    }
+  | {
+      kind: 'server-stream';
+      path: string;
+      request: Codec<Request>;
+      response: Codec<Response>;
+      handle(request: Request, responses: ResponseStream<Response>, context: CallContext): Promise<void>;
+    }
+  | {
+      kind: 'bidi';
+      path: string;
+      request: Codec<Request>;
+      response: Codec<Response>;
+      handle(requests: AsyncIterable<Request>, responses: ResponseStream<Response>, context: CallContext): Promise<void>;
+    };
+
+export interface GrpcServerOptions {
+  /** Largest request message accepted. */
+  maxReceiveMessageBytes: number;
+  /** Requests that are not gRPC (the HTTP API, later) go here; without it they get 415. */
+  fallback?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+  /** Reports handler failures that are not the caller's fault. */
+  onInternalError?: (error: unknown, path: string) => void;
+}
+
+const GRPC_CONTENT_TYPE = /^application\/grpc(\+proto)?(;.*)?$/;
+
+export class GrpcServer {
+  // Definitions are generic per method; the router only needs the shape.
+  private readonly methods = new Map<string, MethodDefinition<unknown, unknown>>();
+  private readonly server: Http2Server;
+  private readonly openStreams = new Set<ServerHttp2Stream>();
+  private readonly shutdown = new AbortController();
+
+  constructor(private readonly options: GrpcServerOptions) {
+    this.server = http2.createServer({ maxSessionMemory: 64 });
+    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
+    // A misbehaving peer must never take the node down.
+    this.server.on('sessionError', () => undefined);
+    this.server.on('session', (session) => session.on('error', () => undefined));
+  }
+
+  addMethod<Request, Response>(method: MethodDefinition<Request, Response>): void {
+    if (this.methods.has(method.path)) throw new Error(`gRPC method ${method.path} is registered twice`);
+    this.methods.set(method.path, method as MethodDefinition<unknown, unknown>);
+  }
+
+  /** The HTTP/2 paths of every registered method, e.g. /event_store.client.streams.Streams/Read. */
+  methodPaths(): string[] {
+    return [...this.methods.keys()];
+  }
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Stops accepting connections, cancels open calls, and waits for the sockets to close. */
+  async close(): Promise<void> {
+    this.shutdown.abort();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const stream of this.openStreams) stream.close(http2.constants.NGHTTP2_CANCEL);
+    await closed;
+  }
+
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on('error', () => undefined);
+    const contentType = String(headers['content-type'] ?? '');
+    if (!GRPC_CONTENT_TYPE.test(contentType)) {
+      if (this.options.fallback) this.options.fallback(stream, headers);
+      else stream.respond({ ':status': 415 }, { endStream: true });
+      return;
+    }
+    const path = String(headers[':path'] ?? '');
+    const method = this.methods.get(path);
+    if (!method) {
+      respondTrailersOnly(stream, { grpcStatus: 12, message: `unknown method ${path}`, trailers: {} });
+      return;
+    }
+    new ServerCall(stream, headers, method, this.options, this.shutdown.signal, this.openStreams).run();
+  }
+}
+
+function respondTrailersOnly(stream: ServerHttp2Stream, reply: GrpcErrorReply): void {
+  if (stream.closed || stream.destroyed) return;
+  if (stream.headersSent) {
+    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  stream.respond(
+    {
+      ':status': 200,
+      'content-type': 'application/grpc',
+      'grpc-status': String(reply.grpcStatus),
+      'grpc-message': encodeGrpcMessage(reply.message),
+      ...reply.trailers,
+    },
+    { endStream: true },
+  );
+}
+
+/** One call: reads requests off the stream, runs the handler, writes responses and the status. */
+class ServerCall<Request, Response> implements ResponseStream<Response> {
+  private readonly abort = new AbortController();
+  private readonly deframer: MessageDeframer;
+  private headersSent = false;
+  private finished = false;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly method: MethodDefinition<Request, Response>,
+    private readonly options: GrpcServerOptions,
+    shutdown: AbortSignal,
+    private readonly openStreams: Set<ServerHttp2Stream>,
+  ) {
+    this.deframer = new MessageDeframer(options.maxReceiveMessageBytes);
+    const cancel = () => this.abort.abort();
+    shutdown.addEventListener('abort', cancel, { once: true });
+    openStreams.add(stream);
+    stream.once('close', () => {
+      openStreams.delete(stream);
+      shutdown.removeEventListener('abort', cancel);
+      cancel();
+    });
+    const timeoutMs = parseGrpcTimeoutMs(headers['grpc-timeout'] as string | undefined);
+    if (timeoutMs !== undefined) {
+      const timer = setTimeout(() => this.fail(new GrpcCallError(4, 'deadline exceeded')), Math.max(timeoutMs, 1));
+      timer.unref();
+      stream.once('close', () => clearTimeout(timer));
+    }
+  }
+
+  get context(): CallContext {
+    return { path: this.method.path, headers: this.headers, signal: this.abort.signal };
+  }
+
+  run(): void {
+    const method = this.method;
+    let done: Promise<void>;
+    if (method.kind === 'bidi') {
+      done = method.handle(this.requests(), this, this.context);
+    } else {
+      done = this.singleRequest().then((request) =>
+        method.kind === 'unary'
+          ? method.handle(request, this.context).then((response) => this.send(response))
+          : method.handle(request, this, this.context),
+      );
+    }
+    done.then(
+      () => this.finish(),
+      (error: unknown) => this.fail(error),
+    );
+  }
+
+  /** Reads the single request of a unary or server-streaming call. */
+  private singleRequest(): Promise<Request> {
+    return new Promise<Request>((resolve, reject) => {
+      let request: Request | undefined;
+      let count = 0;
+      this.stream.on('data', (chunk: Buffer) => {
+        try {
+          for (const bytes of this.deframer.push(chunk)) {
+            count++;
+            if (count === 1) request = this.method.request.decode(bytes);
+          }
+        } catch (error) {
+          reject(asCallError(error));
+        }
+      });
+      this.stream.once('end', () => {
+        if (this.deframer.hasPartialMessage) reject(new GrpcCallError(13, 'the request ended in the middle of a message'));
+        else if (count !== 1) reject(new GrpcCallError(12, `expected exactly one request message, received ${count}`));
+        else resolve(request as Request);
+      });
+      this.stream.once('close', () => reject(new GrpcCallError(1, 'cancelled by the client')));
+    });
+  }
+
+  /** The requests of a bidirectional call, with backpressure: the stream pauses while the handler is behind. */
+  private async *requests(): AsyncGenerator<Request> {
+    const queue: Request[] = [];
+    let ended = false;
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      const resume = wake;
+      wake = undefined;
+      resume?.();
+    };
+    this.stream.on('data', (chunk: Buffer) => {
+      try {
+        for (const bytes of this.deframer.push(chunk)) queue.push(this.method.request.decode(bytes));
+      } catch (error) {
+        failure = asCallError(error);
+      }
+      if (queue.length >= 64) this.stream.pause();
+      notify();
+    });
+    this.stream.once('end', () => {
+      if (this.deframer.hasPartialMessage) failure ??= new GrpcCallError(13, 'the request stream ended in the middle of a message');
+      ended = true;
+      notify();
+    });
+    this.stream.once('close', () => {
+      ended = true;
+      notify();
+    });
+    for (;;) {
+      if (failure) throw failure;
+      const next = queue.shift();
+      if (next !== undefined) {
+        if (queue.length < 16 && this.stream.isPaused()) this.stream.resume();
+        yield next;
+        continue;
+      }
+      if (ended) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  }
+
+  sendHeaders(): void {
+    if (this.headersSent || this.stream.closed || this.stream.destroyed) return;
+    this.headersSent = true;
+    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+  }
+
+  send(message: Response): Promise<void> {
+    if (this.finished || this.stream.closed || this.stream.destroyed) return Promise.reject(new GrpcCallError(1, 'the call is over'));
+    this.sendHeaders();
+    const writable = this.stream.write(frameMessage(this.method.response.encode(message)));
+    if (writable) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onDrain = () => {
+        this.stream.off('close', onClose);
+        resolve();
+      };
+      const onClose = () => {
+        this.stream.off('drain', onDrain);
+        reject(new GrpcCallError(1, 'the call is over'));
+      };
+      this.stream.once('drain', onDrain);
+      this.stream.once('close', onClose);
+    });
+  }
+
+  private finish(): void {
+    this.end({ grpcStatus: 0, message: '', trailers: {} });
+  }
+
+  private fail(error: unknown): void {
+    const reply = toGrpcError(error);
+    if (reply.grpcStatus === 13) this.options.onInternalError?.(error, this.method.path);
+    this.end(reply);
+  }
+
+  private end(reply: GrpcErrorReply): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.abort.abort();
+    if (this.stream.closed || this.stream.destroyed) return;
+    if (!this.headersSent) {
+      respondTrailersOnly(this.stream, reply);
+      return;
+    }
+    this.stream.once('wantTrailers', () => {
+      this.stream.sendTrailers({ 'grpc-status': String(reply.grpcStatus), 'grpc-message': encodeGrpcMessage(reply.message), ...reply.trailers });
+    });
+    this.stream.end();
+  }
+}
+
+function asCallError(error: unknown): GrpcCallError {
+  if (error instanceof GrpcCallError) return error;
+  if (error instanceof FramingError) return new GrpcCallError(error.grpcStatus, error.message);
+  return new GrpcCallError(3, `the request could not be decoded: ${(error as Error).message}`);
+}
