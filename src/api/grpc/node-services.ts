@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { GrpcServer } from './grpc-server.js';
-import { codecOf, uuidToMessage, type Message } from './protocol.js';
+import Long from 'long';
+import { codecOf, createdTicks, uuidToMessage, type Message } from './protocol.js';
 
 /**
  * What a single node tells clients about itself: the methods it serves (the clients switch
@@ -37,7 +38,7 @@ export function registerNodeServices(server: GrpcServer, identity: NodeIdentity,
       members: [
         {
           instance_id: uuidToMessage(identity.instanceId, false),
-          time_stamp: Date.now() * 10_000,
+          time_stamp: Long.fromString(createdTicks(Date.now() * 1000)),
           state: LEADER,
           is_alive: true,
           http_end_point: { address: identity.advertisedHost, port: identity.advertisedPort },
