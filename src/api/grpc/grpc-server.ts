@@ -1,4 +1,4 @@
-import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { encodeGrpcMessage, FramingError, frameMessage, MessageDeframer, parseGrpcTimeoutMs } from './framing.js';
 import { GrpcCallError, toGrpcError, type GrpcErrorReply } from './grpc-errors.js';
@@ -61,12 +61,15 @@ export interface GrpcServerOptions {
 }
 
 const GRPC_CONTENT_TYPE = /^application\/grpc(\+proto)?(;.*)?$/;
+/** How long a stopping server waits for clients to close their connections before cutting them. */
+const CLOSE_GRACE_MS = 2000;
 
 export class GrpcServer {
   // Definitions are generic per method; the router only needs the shape.
   private readonly methods = new Map<string, MethodDefinition<unknown, unknown>>();
   private readonly server: Http2Server;
   private readonly openStreams = new Set<ServerHttp2Stream>();
+  private readonly sessions = new Set<ServerHttp2Session>();
   private readonly shutdown = new AbortController();
 
   constructor(private readonly options: GrpcServerOptions) {
@@ -74,7 +77,11 @@ export class GrpcServer {
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     // A misbehaving peer must never take the node down.
     this.server.on('sessionError', () => undefined);
-    this.server.on('session', (session) => session.on('error', () => undefined));
+    this.server.on('session', (session) => {
+      session.on('error', () => undefined);
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+    });
   }
 
   addMethod<Request, Response>(method: MethodDefinition<Request, Response>): void {
@@ -98,12 +105,21 @@ export class GrpcServer {
     return this.server.address() as AddressInfo;
   }
 
-  /** Stops accepting connections, cancels open calls, and waits for the sockets to close. */
+  /**
+   * Stops accepting connections, cancels open calls (subscriptions, idle BatchAppend streams),
+   * sends GOAWAY on every connection and waits for them to close — a client that keeps its
+   * connection open is cut off after a short grace period, so a stop never hangs.
+   */
   async close(): Promise<void> {
     this.shutdown.abort();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const stream of this.openStreams) stream.close(http2.constants.NGHTTP2_CANCEL);
+    for (const session of this.sessions) session.close();
+    const grace = setTimeout(() => {
+      for (const session of this.sessions) session.destroy();
+    }, CLOSE_GRACE_MS);
     await closed;
+    clearTimeout(grace);
   }
 
   private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {

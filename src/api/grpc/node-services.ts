@@ -37,7 +37,7 @@ export function registerNodeServices(server: GrpcServer, identity: NodeIdentity,
     handle: async () => ({
       members: [
         {
-          instance_id: uuidToMessage(identity.instanceId, false),
+          instance_id: uuidToMessage(identity.instanceId, true),
           time_stamp: Long.fromString(createdTicks(Date.now() * 1000)),
           state: LEADER,
           is_alive: true,

@@ -79,11 +79,12 @@ export function uuidToMessage(uuid: string, structured: boolean): Message {
   };
 }
 
-/** .NET ticks (100 ns since 0001-01-01) of the Unix epoch: the `created` event property's base. */
-const TICKS_AT_UNIX_EPOCH = 621_355_968_000_000_000n;
-
+/**
+ * The `created` event property: 100-nanosecond ticks since the Unix epoch (the servers write it
+ * that way and both clients decode it so; see docs/protocol-notes.md), as a decimal string.
+ */
 export function createdTicks(createdMicros: number): string {
-  return (BigInt(Math.round(createdMicros)) * 10n + TICKS_AT_UNIX_EPOCH).toString();
+  return (BigInt(Math.round(createdMicros)) * 10n).toString();
 }
 
 export function streamNameOf(identifier: Message | null | undefined): string {

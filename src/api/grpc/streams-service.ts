@@ -288,7 +288,8 @@ export interface ReadShape {
   structuredIds: boolean;
 }
 
-export function readEventMessage(event: RecordedEvent, shape: ReadShape, withCommitPosition: boolean): Message {
+/** Every event Chronicle returns is committed, so its commit position is always known and always sent. */
+export function readEventMessage(event: RecordedEvent, shape: ReadShape): Message {
   return {
     event: {
       event: {
@@ -301,7 +302,7 @@ export function readEventMessage(event: RecordedEvent, shape: ReadShape, withCom
         custom_metadata: event.metadata,
         data: event.data,
       },
-      ...(withCommitPosition ? { commit_position: event.position.commit } : { no_position: {} }),
+      commit_position: event.position.commit,
     },
   };
 }
@@ -361,7 +362,7 @@ async function read(store: EventStore, request: Message, responses: ResponseStre
     try {
       while (remaining > 0 && !context.signal.aborted) {
         const page = await store.readStream(stream, { direction, fromRevision: from, maxCount: Math.min(remaining, READ_PAGE_EVENTS) });
-        for (const event of page) await responses.send(readEventMessage(event, shape, false));
+        for (const event of page) await responses.send(readEventMessage(event, shape));
         remaining -= page.length;
         if (page.length < READ_PAGE_EVENTS) break;
         from = backwards ? page.at(-1)!.revision - 1 : page.at(-1)!.revision + 1;
@@ -383,7 +384,7 @@ async function read(store: EventStore, request: Message, responses: ResponseStre
   let remaining = maxCount;
   while (remaining > 0 && !context.signal.aborted) {
     const page = await store.readAll({ direction, fromPosition: from, maxCount: Math.min(remaining, READ_PAGE_EVENTS), ...(filter ? { filter } : {}) });
-    for (const event of page.events) await responses.send(readEventMessage(event, shape, true));
+    for (const event of page.events) await responses.send(readEventMessage(event, shape));
     remaining -= page.events.length;
     if (page.isEnd || page.events.length === 0) break;
     from = page.nextPosition;

@@ -53,7 +53,7 @@ export async function runStreamSubscription(
       page = [];
     }
     for (const event of page) {
-      await responses.send(readEventMessage(event, shape, false));
+      await responses.send(readEventMessage(event, shape));
       next = event.revision + 1;
       lastDelivered = event.revision;
     }
@@ -107,7 +107,7 @@ export async function runAllSubscription(
     });
     for (const event of page.events) {
       if (skip && event.position.commit === skip.commit && event.position.prepare === skip.prepare) continue;
-      await responses.send(readEventMessage(event, shape, true));
+      await responses.send(readEventMessage(event, shape));
       lastDelivered = event.position;
     }
     cursor = page.nextPosition;

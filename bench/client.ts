@@ -1,0 +1,217 @@
+/**
+ * `npm run bench:client`: appends through the wire protocol, each figure beside a reference
+ * measured in the same run.
+ *
+ * 1. What users get: the official client (@kurrent/kurrentdb-client, BatchAppend path) against
+ *    a Chronicle node, and against a no-op protocol stub that answers every BatchAppend at once.
+ *    The ratio says how much of the client's ceiling the server leaves on the table.
+ * 2. Server capacity: a lean load generator (BatchAppend frames encoded before the clock starts,
+ *    one HTTP/2 session) against the node, with the node's CPU time per acknowledged append.
+ *
+ * Options: --seconds N per scenario (default 3), --quick.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http2 from 'node:http2';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { KurrentDBClient, binaryEvent } from '@kurrent/kurrentdb-client';
+import { frameMessage, MessageDeframer } from '../src/api/grpc/framing.js';
+import { GrpcServer } from '../src/api/grpc/grpc-server.js';
+import { registerNodeServices } from '../src/api/grpc/node-services.js';
+import { codecOf, streamIdentifier, uuidToMessage, type Message } from '../src/api/grpc/protocol.js';
+
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, quick: { type: 'boolean', default: false } } });
+const scenarioMs = values.quick ? 500 : Number(values.seconds) * 1000;
+const EVENT_BYTES = 200;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+/** A Chronicle node in its own process, so its CPU time can be read from /proc. */
+async function startChronicle(): Promise<{ port: number; child: ChildProcess; stop: () => Promise<void>; directory: string }> {
+  const directory = await mkdtemp(join(tmpdir(), 'chronicle-bench-'));
+  const port = await freePort();
+  const child = spawn(process.execPath, [process.env.BENCH_NODE_SCRIPT ?? 'bin/chronicle', '--insecure', '--db', directory, '--ext-http-port', String(port), '--log-level', 'warn'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await waitForPort(port);
+  return {
+    port,
+    child,
+    directory,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitForPort(port: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const open = await new Promise<boolean>((resolve) => {
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      session.once('connect', () => {
+        session.close();
+        resolve(true);
+      });
+      session.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+function cpuMicros(pid: number): number {
+  // utime and stime, in clock ticks (100 per second on Linux).
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+/** The reference: answers every BatchAppend at once and stores nothing. */
+async function startStub(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const server = new GrpcServer({ maxReceiveMessageBytes: 64 * 1024 * 1024 });
+  server.addMethod({
+    kind: 'bidi',
+    path: '/event_store.client.streams.Streams/BatchAppend',
+    request: codecOf('event_store.client.streams.BatchAppendReq'),
+    response: codecOf('event_store.client.streams.BatchAppendResp'),
+    handle: async (requests, responses) => {
+      responses.sendHeaders();
+      for await (const request of requests) {
+        if (!request.is_final) continue;
+        void responses.send({ correlation_id: request.correlation_id, success: { current_revision: 0, position: { commit_position: 0, prepare_position: 0 } } });
+      }
+    },
+  });
+  registerNodeServices(server, { instanceId: randomUUID(), advertisedHost: '127.0.0.1', advertisedPort: 0, version: '24.10.0' }, () => undefined);
+  const address = await server.listen('127.0.0.1', 0);
+  return { port: address.port, stop: () => server.close() };
+}
+
+async function officialClient(port: number, inFlight: number, eventsPerAppend: number): Promise<number> {
+  const client = KurrentDBClient.connectionString`kurrentdb://127.0.0.1:${String(port)}?tls=false`;
+  const data = new Uint8Array(EVENT_BYTES).fill(0x61);
+  await client.appendToStream('warm-up', [binaryEvent({ type: 'WarmUp', data })]);
+  let appends = 0;
+  const started = performance.now();
+  const deadline = started + scenarioMs;
+  await Promise.all(
+    Array.from({ length: inFlight }, async (_, writer) => {
+      while (performance.now() < deadline) {
+        await client.appendToStream(`client-${writer}`, Array.from({ length: eventsPerAppend }, () => binaryEvent({ type: 'BenchEvent', data })));
+        appends++;
+      }
+    }),
+  );
+  const rate = appends / ((performance.now() - started) / 1000);
+  await client.dispose();
+  return rate;
+}
+
+/** Pre-encoded BatchAppend requests over one HTTP/2 stream, `inFlight` unanswered at any time. */
+async function leanGenerator(port: number, inFlight: number, eventsPerAppend: number): Promise<{ rate: number; appends: number }> {
+  const codec = codecOf('event_store.client.streams.BatchAppendReq');
+  const responseCodec = codecOf('event_store.client.streams.BatchAppendResp');
+  const data = Buffer.alloc(EVENT_BYTES, 0x62);
+  // Every append needs its own event ids (repeated ids would be idempotent retries that write
+  // nothing), so enough frames for the whole scenario are encoded up front.
+  const frames: Buffer[] = [];
+  const frameCount = Math.ceil(((eventsPerAppend === 1 ? 60_000 : 1_500) * scenarioMs) / 1000);
+  for (let i = 0; i < frameCount; i++) {
+    const request: Message = {
+      correlation_id: uuidToMessage(randomUUID(), false),
+      options: { stream_identifier: streamIdentifier(`lean-${i % 64}`), any: {} },
+      proposed_messages: Array.from({ length: eventsPerAppend }, () => ({
+        id: uuidToMessage(randomUUID(), false),
+        metadata: { type: 'BenchEvent', 'content-type': 'application/octet-stream' },
+        data,
+      })),
+      is_final: true,
+    };
+    frames.push(frameMessage(codec.encode(request)));
+  }
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  const stream = session.request({ ':method': 'POST', ':path': '/event_store.client.streams.Streams/BatchAppend', 'content-type': 'application/grpc', te: 'trailers' });
+  const deframer = new MessageDeframer(1 << 26);
+  let sent = 0;
+  let acknowledged = 0;
+  const started = performance.now();
+  const deadline = started + scenarioMs;
+  await new Promise<void>((resolve, reject) => {
+    const sendOne = () => {
+      if (sent < frames.length) stream.write(frames[sent++]);
+    };
+    stream.on('data', (chunk: Buffer) => {
+      for (const bytes of deframer.push(chunk)) {
+        const response = responseCodec.decode(bytes);
+        if (response.result !== 'success') return reject(new Error(`append failed: ${JSON.stringify(response.error)}`));
+        acknowledged++;
+        if (performance.now() < deadline && sent < frames.length) sendOne();
+        else if (acknowledged === sent) resolve();
+      }
+    });
+    stream.on('error', reject);
+    for (let i = 0; i < inFlight; i++) sendOne();
+  });
+  const rate = acknowledged / ((performance.now() - started) / 1000);
+  stream.close();
+  session.close();
+  return { rate, appends: acknowledged };
+}
+
+const format = (value: number, digits = 0) => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+async function main(): Promise<void> {
+  console.log(`# Chronicle client-level benchmark — ${new Date().toISOString()}`);
+  console.log(`node ${process.version}, ${scenarioMs} ms per scenario, events of ${EVENT_BYTES} B, fdatasync before every acknowledgement\n`);
+  const scenarios = [
+    { inFlight: 1, eventsPerAppend: 1 },
+    { inFlight: 8, eventsPerAppend: 1 },
+    { inFlight: 64, eventsPerAppend: 1 },
+    { inFlight: 1, eventsPerAppend: 100 },
+    { inFlight: 8, eventsPerAppend: 100 },
+    { inFlight: 64, eventsPerAppend: 100 },
+  ];
+
+  console.log('## 1. The official client (@kurrent/kurrentdb-client, BatchAppend): Chronicle vs a no-op stub\n');
+  console.log('| in flight | events/append | Chronicle appends/s | no-op stub appends/s | ratio |');
+  console.log('|---:|---:|---:|---:|---:|');
+  const stub = await startStub();
+  const node = await startChronicle();
+  for (const { inFlight, eventsPerAppend } of scenarios) {
+    const chronicle = await officialClient(node.port, inFlight, eventsPerAppend);
+    const reference = await officialClient(stub.port, inFlight, eventsPerAppend);
+    console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(chronicle)} | ${format(reference)} | ${format(chronicle / reference, 2)} |`);
+  }
+  await stub.stop();
+
+  console.log('\n## 2. Server capacity: lean BatchAppend generator (one HTTP/2 session, frames pre-encoded)\n');
+  console.log('| in flight | events/append | appends/s | events/s | server CPU µs per append |');
+  console.log('|---:|---:|---:|---:|---:|');
+  const pid = node.child.pid!;
+  for (const { inFlight, eventsPerAppend } of scenarios) {
+    const before = cpuMicros(pid);
+    const { rate, appends } = await leanGenerator(node.port, inFlight, eventsPerAppend);
+    const cpuPerAppend = (cpuMicros(pid) - before) / appends;
+    console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(rate)} | ${format(rate * eventsPerAppend)} | ${format(cpuPerAppend, 1)} |`);
+  }
+  await node.stop();
+}
+
+await main();
