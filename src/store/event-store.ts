@@ -588,7 +588,7 @@ export class EventStore {
       throw new InvalidArgumentError(`position ${position.commit} is outside the committed log [${start}, ${end}]`);
     }
     return direction === 'forwards'
-      ? this.readAllForwards(position, maxCount, predicate, end, options.scanLimit ?? Number.MAX_SAFE_INTEGER)
+      ? this.readAllForwards(position, maxCount, predicate, end, parseScanLimit(options.scanLimit))
       : this.readAllBackwards(position, maxCount, predicate, start);
   }
 
@@ -770,6 +770,14 @@ function parseMaxCount(maxCount: unknown): number {
     throw new InvalidArgumentError(`maxCount must be a non-negative integer, not ${String(maxCount)}`);
   }
   return count;
+}
+
+function parseScanLimit(scanLimit: unknown): number {
+  if (scanLimit === undefined) return Number.MAX_SAFE_INTEGER;
+  if (typeof scanLimit !== 'number' || !Number.isInteger(scanLimit) || scanLimit < 1) {
+    throw new InvalidArgumentError(`scanLimit must be a positive integer, not ${String(scanLimit)}`);
+  }
+  return scanLimit;
 }
 
 function parseFromRevision(from: ReadStreamOptions['fromRevision'], direction: 'forwards' | 'backwards', lastRevision: number): number {
