@@ -211,7 +211,59 @@ async function main(): Promise<void> {
     const cpuPerAppend = (cpuMicros(pid) - before) / appends;
     console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(rate)} | ${format(rate * eventsPerAppend)} | ${format(cpuPerAppend, 1)} |`);
   }
+
+  console.log('\n## 3. Reads and fan-out through the official client\n');
+  const readRate = await readAllThroughClient(node.port);
+  console.log(`readAll over the whole log (official client): ${format(readRate)} events/s`);
+  const lag = await fanOut(node.port, 100, 2000);
+  console.log(`100 catch-up subscribers to $all, one writer appending 2,000 events: delivery lag p50 ${format(lag.p50, 2)} ms, p99 ${format(lag.p99, 2)} ms (append sent → event delivered, over every subscriber and event)`);
   await node.stop();
+}
+
+async function readAllThroughClient(port: number): Promise<number> {
+  const client = KurrentDBClient.connectionString`kurrentdb://127.0.0.1:${String(port)}?tls=false`;
+  let events = 0;
+  const started = performance.now();
+  for await (const resolved of client.readAll({ maxCount: 200_000 })) {
+    if (resolved.event) events++;
+  }
+  const rate = events / ((performance.now() - started) / 1000);
+  await client.dispose();
+  return rate;
+}
+
+/** Latency from sending an append to its delivery, over `subscribers` $all subscriptions. */
+async function fanOut(port: number, subscribers: number, appends: number): Promise<{ p50: number; p99: number }> {
+  const client = KurrentDBClient.connectionString`kurrentdb://127.0.0.1:${String(port)}?tls=false`;
+  const sentAt = new Map<string, number>();
+  const lags: number[] = [];
+  let delivered = 0;
+  const total = subscribers * appends;
+  let allDelivered!: () => void;
+  const done = new Promise<void>((resolve) => (allDelivered = resolve));
+  const subscriptions = Array.from({ length: subscribers }, () => {
+    const subscription = client.subscribeToAll({ fromPosition: 'end', filter: { filterOn: 'streamName', prefixes: ['fan-out'] } as never });
+    subscription.on('data', (resolved: { event?: { id: string } }) => {
+      const at = resolved.event && sentAt.get(resolved.event.id);
+      if (at !== undefined) lags.push(performance.now() - at);
+      if (++delivered === total) allDelivered();
+    });
+    return subscription;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const data = new Uint8Array(EVENT_BYTES).fill(0x63);
+  for (let i = 0; i < appends; i++) {
+    const event = binaryEvent({ type: 'FanOut', data });
+    // Timed from the append's start: the event can reach a subscriber before its ack reaches the writer.
+    sentAt.set(event.id, performance.now());
+    await client.appendToStream('fan-out', [event]);
+  }
+  await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+  for (const subscription of subscriptions) await subscription.unsubscribe();
+  await client.dispose();
+  const sorted = Float64Array.from(lags).sort();
+  const at = (fraction: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? Number.NaN;
+  return { p50: at(0.5), p99: at(0.99) };
 }
 
 await main();

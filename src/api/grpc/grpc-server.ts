@@ -1,4 +1,5 @@
 import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { encodeGrpcMessage, FramingError, frameMessage, MessageDeframer, parseGrpcTimeoutMs } from './framing.js';
 import { GrpcCallError, toGrpcError, type GrpcErrorReply } from './grpc-errors.js';
@@ -73,6 +74,8 @@ export class GrpcServer {
   private readonly shutdown = new AbortController();
 
   constructor(private readonly options: GrpcServerOptions) {
+    // Every open call listens for the shutdown; thousands of subscriptions are normal, not a leak.
+    setMaxListeners(0, this.shutdown.signal);
     this.server = http2.createServer({ maxSessionMemory: 64 });
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     // A misbehaving peer must never take the node down.
