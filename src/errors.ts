@@ -60,11 +60,15 @@ export type ActualStreamState = { kind: 'no-stream' } | { kind: 'revision'; revi
 export class WrongExpectedVersionError extends ChronicleError {
   constructor(
     readonly stream: string,
+    /** The expected state in words ('no stream', 'revision 4', ...). */
     readonly expected: string,
     readonly actual: ActualStreamState,
+    /** The expected state as given: 'any' | 'no_stream' | 'stream_exists' | a revision. */
+    readonly expectedState: 'any' | 'no_stream' | 'stream_exists' | number | bigint,
+    operation = 'append to',
   ) {
     const actualText = actual.kind === 'no-stream' ? 'the stream does not exist' : `the stream is at revision ${actual.revision}`;
-    super('WRONG_EXPECTED_VERSION', `append to '${stream}' expected ${expected}, but ${actualText}`, { stream, expected, actual });
+    super('WRONG_EXPECTED_VERSION', `${operation} '${stream}' expected ${expected}, but ${actualText}`, { stream, expected, actual });
     this.name = 'WrongExpectedVersionError';
   }
 }

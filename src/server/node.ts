@@ -17,8 +17,12 @@ export interface RunningNode {
   readonly stopped: Promise<void>;
 }
 
-/** Headroom over the largest append for the framing and per-event fields of one request message. */
-const MESSAGE_OVERHEAD_BYTES = 1024 * 1024;
+/**
+ * The largest request message read. Independent of (and well above) the append limit, so that
+ * an oversized append is read and refused with the error the clients map to "maximum append
+ * size exceeded" instead of failing the whole BatchAppend stream it shares with other appends.
+ */
+const MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Starts a single node: opens the store (on disk or in memory), serves the KurrentDB gRPC
@@ -34,7 +38,7 @@ export async function startNode(configuration: ServerConfiguration, logger: Logg
   let markStopped!: () => void;
   const stopped = new Promise<void>((resolveStopped) => (markStopped = resolveStopped));
   const server = new GrpcServer({
-    maxReceiveMessageBytes: configuration.maxAppendSizeBytes + MESSAGE_OVERHEAD_BYTES,
+    maxReceiveMessageBytes: Math.max(MAX_RECEIVE_MESSAGE_BYTES, configuration.maxAppendSizeBytes * 2),
     onInternalError: (error, path) => logger.error({ err: error, path }, 'a call failed with an internal error'),
   });
   const stop = (): Promise<void> => {

@@ -224,7 +224,7 @@ export class EventStore {
       if (match.kind === 'conflict') throw new EventIdConflictError(stream, match.detail);
       if (match.kind === 'retry') {
         if (!expectedStateHolds(expected, match.batch.priorView)) {
-          throw new WrongExpectedVersionError(stream, describeExpectedState(expected), actualStateOf(view));
+          throw wrongExpectedVersion(stream, expected, view, 'append to');
         }
         await this.committed(match.batch.committed);
         const lastRevision = match.batch.firstRevision + prepared.length - 1;
@@ -232,7 +232,7 @@ export class EventStore {
       }
     }
     if (!expectedStateHolds(expected, view)) {
-      throw new WrongExpectedVersionError(stream, describeExpectedState(expected), actualStateOf(view));
+      throw wrongExpectedVersion(stream, expected, view, 'append to');
     }
     if (prepared.length === 0) {
       // Answer from committed state only: wait out the stream's writes in flight, then decide again.
@@ -471,7 +471,7 @@ export class EventStore {
     const expected = parseExpectedState(options.expectedState);
     const view = this.latestView(stream);
     if (view.tombstoned) throw new StreamDeletedError(stream);
-    if (!expectedStateHolds(expected, view)) throw new WrongExpectedVersionError(stream, describeExpectedState(expected), actualStateOf(view));
+    if (!expectedStateHolds(expected, view)) throw wrongExpectedVersion(stream, expected, view, 'delete');
     const metadata: StreamMetadata = { ...(view.metadata ?? { custom: {} }), truncateBefore: Number(SOFT_DELETED_TB_TEXT) };
     const written = await this.propose([{ stream: metastreamOf(stream), events: [this.metadataEvent(stream, metadata)] }]);
     return { position: { commit: written.commitPosition, prepare: written.lastPreparePosition } };
@@ -486,7 +486,7 @@ export class EventStore {
     const expected = parseExpectedState(options.expectedState);
     const view = this.latestView(stream);
     if (view.tombstoned) throw new StreamDeletedError(stream);
-    if (!expectedStateHolds(expected, view)) throw new WrongExpectedVersionError(stream, describeExpectedState(expected), actualStateOf(view));
+    if (!expectedStateHolds(expected, view)) throw wrongExpectedVersion(stream, expected, view, 'tombstone');
     const id = randomUUIDBytes(this.options.newUuid);
     const tombstone: PreparedEvent = {
       stream,
@@ -770,6 +770,10 @@ function parseMaxCount(maxCount: unknown): number {
     throw new InvalidArgumentError(`maxCount must be a non-negative integer, not ${String(maxCount)}`);
   }
   return count;
+}
+
+function wrongExpectedVersion(stream: string, expected: ExpectedState, view: StreamView, operation: string): WrongExpectedVersionError {
+  return new WrongExpectedVersionError(stream, describeExpectedState(expected), actualStateOf(view), expected, operation);
 }
 
 function parseScanLimit(scanLimit: unknown): number {

@@ -1,4 +1,5 @@
 import { ChronicleError, GrpcStatus, StreamDeletedError, WrongExpectedVersionError, MaximumAppendSizeExceededError } from '../../errors.js';
+import type { ExpectedState } from '../../store/expected-state.js';
 
 /** An error that already knows its gRPC status (transport-level problems, protocol misuse). */
 export class GrpcCallError extends Error {
@@ -31,9 +32,11 @@ export function toGrpcError(error: unknown): GrpcErrorReply {
     const trailers: Record<string, string> = {};
     if (mapping.kurrentException) trailers.exception = mapping.kurrentException;
     if (error instanceof WrongExpectedVersionError) {
+      // The clients read these with BigInt(): decimal, with KurrentDB's numbers for the states,
+      // and no actual-version at all for a stream that does not exist.
       trailers['stream-name'] = error.stream;
-      trailers['expected-version'] = error.expected;
-      trailers['actual-version'] = error.actual.kind === 'revision' ? String(error.actual.revision) : '-1';
+      trailers['expected-version'] = expectedVersionNumber(error.expectedState);
+      if (error.actual.kind === 'revision') trailers['actual-version'] = String(error.actual.revision);
     } else if (error instanceof StreamDeletedError) {
       trailers['stream-name'] = error.stream;
     } else if (error instanceof MaximumAppendSizeExceededError) {
@@ -45,4 +48,18 @@ export function toGrpcError(error: unknown): GrpcErrorReply {
     return { grpcStatus: mapping.grpcStatus, message: error.message, trailers };
   }
   return { grpcStatus: GrpcStatus.Internal, message: 'internal error', trailers: {} };
+}
+
+/** KurrentDB's numeric form of an expected state: -2 any, -1 no stream, -4 stream exists, or the revision. */
+function expectedVersionNumber(expected: ExpectedState): string {
+  switch (expected) {
+    case 'any':
+      return '-2';
+    case 'no_stream':
+      return '-1';
+    case 'stream_exists':
+      return '-4';
+    default:
+      return String(expected);
+  }
 }

@@ -69,7 +69,6 @@ export class GrpcServer {
   // Definitions are generic per method; the router only needs the shape.
   private readonly methods = new Map<string, MethodDefinition<unknown, unknown>>();
   private readonly server: Http2Server;
-  private readonly openStreams = new Set<ServerHttp2Stream>();
   private readonly sessions = new Set<ServerHttp2Session>();
   private readonly shutdown = new AbortController();
 
@@ -109,14 +108,15 @@ export class GrpcServer {
   }
 
   /**
-   * Stops accepting connections, cancels open calls (subscriptions, idle BatchAppend streams),
-   * sends GOAWAY on every connection and waits for them to close — a client that keeps its
-   * connection open is cut off after a short grace period, so a stop never hangs.
+   * Stops accepting connections and tells every open call to stop: writes in flight finish,
+   * long-lived calls (subscriptions, BatchAppend) end with UNAVAILABLE. Then GOAWAY on every
+   * connection; a client that keeps its connection open is cut off after a short grace period,
+   * so a stop never hangs.
    */
   async close(): Promise<void> {
     this.shutdown.abort();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const stream of this.openStreams) stream.close(http2.constants.NGHTTP2_CANCEL);
+    // Calls saw the abort: they finish what is in flight and end with a status; then GOAWAY.
     for (const session of this.sessions) session.close();
     const grace = setTimeout(() => {
       for (const session of this.sessions) session.destroy();
@@ -139,7 +139,7 @@ export class GrpcServer {
       respondTrailersOnly(stream, { grpcStatus: 12, message: `unknown method ${path}`, trailers: {} });
       return;
     }
-    new ServerCall(stream, headers, method, this.options, this.shutdown.signal, this.openStreams).run();
+    new ServerCall(stream, headers, method, this.options, this.shutdown.signal).run();
   }
 }
 
@@ -167,6 +167,8 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
   private readonly deframer: MessageDeframer;
   private headersSent = false;
   private finished = false;
+  /** Set when the server stops: long-lived calls then end with UNAVAILABLE, which clients retry elsewhere or later. */
+  private shuttingDown = false;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -174,15 +176,16 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
     private readonly method: MethodDefinition<Request, Response>,
     private readonly options: GrpcServerOptions,
     shutdown: AbortSignal,
-    private readonly openStreams: Set<ServerHttp2Stream>,
   ) {
     this.deframer = new MessageDeframer(options.maxReceiveMessageBytes);
     const cancel = () => this.abort.abort();
-    shutdown.addEventListener('abort', cancel, { once: true });
-    openStreams.add(stream);
+    const onShutdown = () => {
+      this.shuttingDown = true;
+      cancel();
+    };
+    shutdown.addEventListener('abort', onShutdown, { once: true });
     stream.once('close', () => {
-      openStreams.delete(stream);
-      shutdown.removeEventListener('abort', cancel);
+      shutdown.removeEventListener('abort', onShutdown);
       cancel();
     });
     const timeoutMs = parseGrpcTimeoutMs(headers['grpc-timeout'] as string | undefined);
@@ -231,7 +234,7 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
         }
       });
       this.stream.once('end', () => {
-        if (this.deframer.hasPartialMessage) reject(new GrpcCallError(13, 'the request ended in the middle of a message'));
+        if (this.deframer.hasPartialMessage) reject(new GrpcCallError(3, 'the request ended in the middle of a message'));
         else if (count !== 1) reject(new GrpcCallError(12, `expected exactly one request message, received ${count}`));
         else resolve(request as Request);
       });
@@ -260,11 +263,16 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
       notify();
     });
     this.stream.once('end', () => {
-      if (this.deframer.hasPartialMessage) failure ??= new GrpcCallError(13, 'the request stream ended in the middle of a message');
+      if (this.deframer.hasPartialMessage) failure ??= new GrpcCallError(3, 'the request stream ended in the middle of a message');
       ended = true;
       notify();
     });
     this.stream.once('close', () => {
+      ended = true;
+      notify();
+    });
+    // A stopping server stops reading: the handler finishes what it has and returns.
+    this.abort.signal.addEventListener('abort', () => {
       ended = true;
       notify();
     });
@@ -307,6 +315,10 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
   }
 
   private finish(): void {
+    if (this.shuttingDown && this.method.kind !== 'unary') {
+      this.end({ grpcStatus: 14, message: 'the node is shutting down', trailers: {} });
+      return;
+    }
     this.end({ grpcStatus: 0, message: '', trailers: {} });
   }
 

@@ -99,13 +99,20 @@ function eventFromProposed(proposed: Message): EventData {
     id,
     type,
     contentType: metadata['content-type'] === 'application/json' ? 'application/json' : 'application/octet-stream',
-    data: proposed.data ?? new Uint8Array(0),
-    metadata: proposed.custom_metadata ?? new Uint8Array(0),
+    data: bytesOf(proposed.data),
+    metadata: bytesOf(proposed.custom_metadata),
   };
 }
 
+/** A bytes field as bytes: protobufjs leaves an absent one as its default (an empty array). */
+function bytesOf(value: unknown): Uint8Array {
+  return value instanceof Uint8Array ? value : EMPTY_BYTES;
+}
+
+const EMPTY_BYTES = new Uint8Array(0);
+
 function proposedSize(proposed: Message): number {
-  return (proposed.data?.byteLength ?? 0) + (proposed.custom_metadata?.byteLength ?? 0);
+  return bytesOf(proposed.data).byteLength + bytesOf(proposed.custom_metadata).byteLength;
 }
 
 async function append(store: EventStore, requests: AsyncIterable<Message>, responses: ResponseStream<Message>, options: StreamsServiceOptions): Promise<void> {
@@ -261,10 +268,10 @@ function wrongExpectedVersionDetails(error: WrongExpectedVersionError): Message 
   const body: Message = {};
   if (error.actual.kind === 'revision') body.current_stream_revision = error.actual.revision;
   else body.current_no_stream = {};
-  const expected = error.expected;
-  if (expected.startsWith('revision ')) body.expected_stream_position = Number(expected.slice('revision '.length));
+  const expected = error.expectedState;
+  if (typeof expected === 'number' || typeof expected === 'bigint') body.expected_stream_position = Number(expected);
   else if (expected === 'any') body.expected_any = {};
-  else if (expected === 'stream exists') body.expected_stream_exists = {};
+  else if (expected === 'stream_exists') body.expected_stream_exists = {};
   else body.expected_no_stream = {};
   return { type_url: 'type.googleapis.com/event_store.client.WrongExpectedVersion', value: shared.encode(body) };
 }
