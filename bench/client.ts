@@ -8,6 +8,10 @@
  * 2. Server capacity: a lean load generator (BatchAppend frames encoded before the clock starts,
  *    one HTTP/2 session) against the node, with the node's CPU time per acknowledged append.
  *
+ * 3. PostgreSQL, when installed (Debian's `postgresql`): a table with a unique (stream, version)
+ *    key, one INSERT transaction per append through `pg`, fsync and synchronous_commit on, the
+ *    same appends in flight — the store users would otherwise pick, on the same disk, same run.
+ *
  * Options: --seconds N per scenario (default 3), --quick.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,6 +24,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KurrentDBClient, binaryEvent } from '@kurrent/kurrentdb-client';
+import pg from 'pg';
+import { existsSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { frameMessage, MessageDeframer } from '../src/api/grpc/framing.js';
 import { GrpcServer } from '../src/api/grpc/grpc-server.js';
 import { registerNodeServices } from '../src/api/grpc/node-services.js';
@@ -212,12 +219,81 @@ async function main(): Promise<void> {
     console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(rate)} | ${format(rate * eventsPerAppend)} | ${format(cpuPerAppend, 1)} |`);
   }
 
-  console.log('\n## 3. Reads and fan-out through the official client\n');
+  console.log('\n## 3. PostgreSQL, same appends in flight (one INSERT transaction per append, fsync on)\n');
+  const postgres = await startPostgres();
+  if (!postgres) {
+    console.log('PostgreSQL is not installed (Debian: apt-get install postgresql); skipped.');
+  } else {
+    console.log('| in flight | events/append | PostgreSQL appends/s | Chronicle (lean generator) appends/s | Chronicle ÷ PostgreSQL |');
+    console.log('|---:|---:|---:|---:|---:|');
+    for (const { inFlight, eventsPerAppend } of scenarios) {
+      const postgresRate = await postgresAppends(postgres.port, inFlight, eventsPerAppend);
+      const { rate } = await leanGenerator(node.port, inFlight, eventsPerAppend);
+      console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(postgresRate)} | ${format(rate)} | ${format(rate / postgresRate, 2)} |`);
+    }
+    await postgres.stop();
+  }
+
+  console.log('\n## 4. Reads and fan-out through the official client\n');
   const readRate = await readAllThroughClient(node.port);
   console.log(`readAll over the whole log (official client): ${format(readRate)} events/s`);
   const lag = await fanOut(node.port, 100, 2000);
   console.log(`100 catch-up subscribers to $all, one writer appending 2,000 events: delivery lag p50 ${format(lag.p50, 2)} ms, p99 ${format(lag.p99, 2)} ms (append sent → event delivered, over every subscriber and event)`);
   await node.stop();
+}
+
+/** A throw-away PostgreSQL cluster in a temp directory, run as the `postgres` user (it refuses root). */
+async function startPostgres(): Promise<{ port: number; stop: () => Promise<void> } | undefined> {
+  const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql') : [];
+  const bin = versions.length > 0 ? `/usr/lib/postgresql/${versions.sort().at(-1)}/bin` : undefined;
+  if (!bin) return undefined;
+  const directory = await mkdtemp(join(tmpdir(), 'chronicle-bench-pg-'));
+  const port = await freePort();
+  const asPostgres = (command: string, args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', `${bin}/${command}`, ...args], { stdio: 'pipe' });
+  execFileSync('chown', ['postgres', directory]);
+  asPostgres('initdb', ['-D', `${directory}/data`, '-A', 'trust', '-U', 'postgres']);
+  asPostgres('pg_ctl', ['-D', `${directory}/data`, '-o', `-p ${port} -k ${directory} -c fsync=on -c synchronous_commit=on -c max_connections=100`, '-l', `${directory}/log`, '-w', 'start']);
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+  await client.connect();
+  await client.query('CREATE TABLE events (stream text NOT NULL, version bigint NOT NULL, id uuid NOT NULL, type text NOT NULL, data bytea NOT NULL, PRIMARY KEY (stream, version))');
+  await client.end();
+  return {
+    port,
+    stop: async () => {
+      asPostgres('pg_ctl', ['-D', `${directory}/data`, '-m', 'fast', '-w', 'stop']);
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Appends as PostgreSQL users write them: each a transaction inserting the events at the next versions. */
+async function postgresAppends(port: number, inFlight: number, eventsPerAppend: number): Promise<number> {
+  const pool = new pg.Pool({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', max: inFlight });
+  const data = Buffer.alloc(EVENT_BYTES, 0x64);
+  const prefix = randomUUID().slice(0, 8);
+  let appends = 0;
+  const started = performance.now();
+  const deadline = started + scenarioMs;
+  await Promise.all(
+    Array.from({ length: inFlight }, async (_, writer) => {
+      const stream = `pg-${prefix}-${writer}`;
+      let version = 0;
+      while (performance.now() < deadline) {
+        const values: unknown[] = [];
+        const rows: string[] = [];
+        for (let i = 0; i < eventsPerAppend; i++) {
+          const base = i * 5;
+          rows.push(`($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5})`);
+          values.push(stream, version++, randomUUID(), 'BenchEvent', data);
+        }
+        await pool.query(`INSERT INTO events (stream, version, id, type, data) VALUES ${rows.join(', ')}`, values);
+        appends++;
+      }
+    }),
+  );
+  const rate = appends / ((performance.now() - started) / 1000);
+  await pool.end();
+  return rate;
 }
 
 async function readAllThroughClient(port: number): Promise<number> {
