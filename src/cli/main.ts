@@ -126,8 +126,8 @@ async function runServer(args: string[]): Promise<void> {
     return;
   }
   const { configuration, sources } = resolution;
-  if (!configuration.insecure) {
-    process.stderr.write('chronicle: TLS is not available yet; start the node with --insecure (clients then connect with tls=false)\n');
+  if (!configuration.insecure && (!configuration.certificateFile || !configuration.certificatePrivateKeyFile)) {
+    process.stderr.write('chronicle: a node serves TLS unless started with --insecure: give --certificate-file and --certificate-private-key-file, or --insecure\n');
     process.exitCode = 2;
     return;
   }

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { GrpcServer } from '../api/grpc/grpc-server.js';
@@ -37,7 +38,16 @@ export async function startNode(configuration: ServerConfiguration, logger: Logg
   let stopping: Promise<void> | undefined;
   let markStopped!: () => void;
   const stopped = new Promise<void>((resolveStopped) => (markStopped = resolveStopped));
+  const tls =
+    !configuration.insecure && configuration.certificateFile && configuration.certificatePrivateKeyFile
+      ? { certificate: await readFile(configuration.certificateFile), privateKey: await readFile(configuration.certificatePrivateKeyFile) }
+      : undefined;
+  if (!configuration.insecure && !tls) {
+    await store.close();
+    throw new Error('TLS needs --certificate-file and --certificate-private-key-file (or run with --insecure)');
+  }
   const server = new GrpcServer({
+    ...(tls ? { tls } : {}),
     maxReceiveMessageBytes: Math.max(MAX_RECEIVE_MESSAGE_BYTES, configuration.maxAppendSizeBytes * 2),
     onInternalError: (error, path) => logger.error({ err: error, path }, 'a call failed with an internal error'),
   });
@@ -68,7 +78,7 @@ export async function startNode(configuration: ServerConfiguration, logger: Logg
   try {
     const address = await server.listen(configuration.extIp, configuration.extHttpPort);
     port = address.port;
-    logger.info({ host: configuration.extIp, port, insecure: configuration.insecure }, `listening for clients on ${configuration.extIp}:${port}`);
+    logger.info({ host: configuration.extIp, port, tls: tls !== undefined }, `listening for clients on ${configuration.extIp}:${port}`);
     return { host: configuration.extIp, port, stop, stopped };
   } catch (error) {
     await store.close();

@@ -101,6 +101,12 @@ export function parseDirectory(text: string): Parsed<string> {
   return valid(text);
 }
 
+export function parseFilePath(text: string): Parsed<string> {
+  if (text.length === 0) return invalid('a file path must not be empty');
+  if (text.includes('\0')) return invalid(`'${text}' contains a NUL character`);
+  return valid(text);
+}
+
 export function parseLogLevel(text: string): Parsed<LogLevel> {
   const level = LOG_LEVELS.find((candidate) => candidate === text.toLowerCase());
   if (level === undefined) return invalid(`'${text}' is not a log level (${LOG_LEVELS.join(', ')})`);

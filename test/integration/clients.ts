@@ -87,6 +87,8 @@ export interface ConnectOptions {
   seeds?: readonly string[];
   /** Extra query parameters, e.g. 'nodePreference=leader'. */
   query?: string;
+  /** Connect over TLS, trusting this CA certificate (PEM file). */
+  tlsCaFile?: string;
 }
 
 export interface TestClient {
@@ -168,7 +170,8 @@ async function collect(iterator: AsyncIterable<ResolvedLike>): Promise<ReadEvent
 
 function connectionString(scheme: 'kurrentdb' | 'esdb', port: number, options: ConnectOptions): string {
   const hosts = options.seeds?.length ? options.seeds.join(',') : `127.0.0.1:${port}`;
-  const query = ['tls=false', ...(options.query ? [options.query] : [])].join('&');
+  const tls = options.tlsCaFile ? ['tls=true', `tlsCAFile=${options.tlsCaFile}`] : ['tls=false'];
+  const query = [...tls, ...(options.query ? [options.query] : [])].join('&');
   return `${scheme}${options.discover ? '+discover' : ''}://${hosts}?${query}`;
 }
 

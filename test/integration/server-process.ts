@@ -25,6 +25,8 @@ export interface ServerStartOptions {
   port?: number;
   /** More flags, e.g. ['--max-append-size', '1048576']. */
   extraArgs?: readonly string[];
+  /** Serve TLS with this certificate and key instead of running with --insecure. */
+  tls?: { certificateFile: string; privateKeyFile: string };
 }
 
 export interface ServerExit {
@@ -96,7 +98,10 @@ export class ServerProcess {
   }
 
   private static async startOn(port: number, options: ServerStartOptions): Promise<ServerProcess> {
-    const args = [CHRONICLE_BIN, '--insecure', '--ext-ip', '127.0.0.1', '--ext-http-port', String(port)];
+    const security = options.tls
+      ? ['--certificate-file', options.tls.certificateFile, '--certificate-private-key-file', options.tls.privateKeyFile]
+      : ['--insecure'];
+    const args = [CHRONICLE_BIN, ...security, '--ext-ip', '127.0.0.1', '--ext-http-port', String(port)];
     args.push(...(options.db !== undefined ? ['--db', options.db] : ['--mem-db']));
     args.push(...(options.extraArgs ?? []));
     // The node reads CHRONICLE_* variables as settings (and refuses unknown ones): pass none of them.

@@ -81,6 +81,8 @@ const EXAMPLES: { flag: string; text: string; key: SettingKey; value: unknown; w
   { flag: 'cluster-dns', text: 'mydomain.com', key: 'clusterDns', value: 'mydomain.com' },
   { flag: 'cluster-gossip-port', text: '2114', key: 'clusterGossipPort', value: 2114 },
   { flag: 'insecure', text: 'true', key: 'insecure', value: true },
+  { flag: 'certificate-file', text: 'certs/node.crt', key: 'certificateFile', value: 'certs/node.crt' },
+  { flag: 'certificate-private-key-file', text: 'certs/node.key', key: 'certificatePrivateKeyFile', value: 'certs/node.key' },
   { flag: 'max-append-size', text: '1048576', key: 'maxAppendSizeBytes', value: 1048576 },
 ];
 
@@ -107,6 +109,8 @@ describe('server configuration: defaults', () => {
       clusterDns: null,
       clusterGossipPort: 2112,
       insecure: false,
+      certificateFile: null,
+      certificatePrivateKeyFile: null,
       maxAppendSizeBytes: 32 * 1024 * 1024,
       configFile: null,
     });

@@ -1,4 +1,4 @@
-import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import http2, { type Http2SecureServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { encodeGrpcMessage, FramingError, frameMessage, MessageDeframer, parseGrpcTimeoutMs } from './framing.js';
@@ -55,6 +55,8 @@ export type MethodDefinition<Request, Response> =
 export interface GrpcServerOptions {
   /** Largest request message accepted. */
   maxReceiveMessageBytes: number;
+  /** Serve TLS (HTTP/2 negotiated by ALPN) with this PEM certificate chain and key; cleartext HTTP/2 without. */
+  tls?: { certificate: Buffer; privateKey: Buffer };
   /** Requests that are not gRPC (the HTTP API, later) go here; without it they get 415. */
   fallback?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
   /** Reports handler failures that are not the caller's fault. */
@@ -68,18 +70,22 @@ const CLOSE_GRACE_MS = 2000;
 export class GrpcServer {
   // Definitions are generic per method; the router only needs the shape.
   private readonly methods = new Map<string, MethodDefinition<unknown, unknown>>();
-  private readonly server: Http2Server;
+  private readonly server: Http2Server | Http2SecureServer;
   private readonly sessions = new Set<ServerHttp2Session>();
   private readonly shutdown = new AbortController();
 
   constructor(private readonly options: GrpcServerOptions) {
     // Every open call listens for the shutdown; thousands of subscriptions are normal, not a leak.
     setMaxListeners(0, this.shutdown.signal);
-    this.server = http2.createServer({ maxSessionMemory: 64 });
-    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
-    // A misbehaving peer must never take the node down.
-    this.server.on('sessionError', () => undefined);
-    this.server.on('session', (session) => {
+    this.server = options.tls
+      ? http2.createSecureServer({ cert: options.tls.certificate, key: options.tls.privateKey, maxSessionMemory: 64, allowHTTP1: false })
+      : http2.createServer({ maxSessionMemory: 64 });
+    const server = this.server as Http2Server;
+    server.on('stream', (stream, headers) => this.onStream(stream, headers));
+    // A misbehaving peer (or a failed TLS handshake) must never take the node down.
+    server.on('sessionError', () => undefined);
+    server.on('tlsClientError', () => undefined);
+    server.on('session', (session) => {
       session.on('error', () => undefined);
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
