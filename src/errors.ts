@@ -92,6 +92,8 @@ export class MaximumAppendSizeExceededError extends ChronicleError {
     readonly sizeBytes: number,
     readonly maxAppendSizeBytes: number,
     what: string,
+    /** Whether one event or the whole append is over its limit. */
+    readonly scope: 'event' | 'append' = 'append',
   ) {
     super('MAXIMUM_APPEND_SIZE_EXCEEDED', `${what} is ${sizeBytes} bytes, over the limit of ${maxAppendSizeBytes} bytes`, {
       sizeBytes,

@@ -17,6 +17,7 @@ export type {
   EventData,
   EventFilter,
   ExpectedState,
+  MultiStreamAppendResult,
   Position,
   ReadAllOptions,
   ReadAllResult,

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { GrpcServer } from '../api/grpc/grpc-server.js';
 import { newInstanceId, registerNodeServices } from '../api/grpc/node-services.js';
 import { registerStreamsService } from '../api/grpc/streams-service.js';
+import { registerStreamsV2Service } from '../api/grpc/streams-v2-service.js';
 import { EventStore } from '../store/event-store.js';
 import type { ServerConfiguration } from './configuration.js';
 import { PROTOCOL_COMPATIBILITY_VERSION } from './version.js';
@@ -62,6 +63,7 @@ export async function startNode(configuration: ServerConfiguration, logger: Logg
     return stopping;
   };
   registerStreamsService(server, store, { maxAppendSizeBytes: configuration.maxAppendSizeBytes });
+  registerStreamsV2Service(server, store);
   let port = configuration.extHttpPort;
   registerNodeServices(
     server,

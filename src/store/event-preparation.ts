@@ -63,7 +63,7 @@ export function prepareEvents(stream: string, events: readonly EventData[], limi
     if (isMetastream(stream)) parseMetadataBytes(data);
     const size = data.byteLength + metadata.byteLength + Buffer.byteLength(event.type, 'utf8') + streamBytes;
     if (size > limits.maxEventSizeBytes) {
-      throw new MaximumAppendSizeExceededError(size, limits.maxEventSizeBytes, `event ${i} of the append to '${stream}'`);
+      throw new MaximumAppendSizeExceededError(size, limits.maxEventSizeBytes, `event ${i} of the append to '${stream}'`, 'event');
     }
     total += size;
     prepared.push({ stream, id, idKey, type: event.type, isJson, data, metadata });

@@ -2,6 +2,7 @@ import {
   ChronicleError,
   EventIdConflictError,
   InvalidArgumentError,
+  MaximumAppendSizeExceededError,
   StorageFailureError,
   StoreUnavailableError,
   StreamDeletedError,
@@ -33,7 +34,7 @@ import {
   type ExpectedState,
   type StreamView,
 } from './expected-state.js';
-import { DEFAULT_IDEMPOTENCY_WINDOW, IdempotencyWindow, type IdempotencyWindowLimits } from './idempotency-window.js';
+import { DEFAULT_IDEMPOTENCY_WINDOW, IdempotencyWindow, type IdempotencyWindowLimits, type WrittenBatch } from './idempotency-window.js';
 import { RecentRecords } from './recent-records.js';
 import { toRecordedEvent } from './recorded-event.js';
 import { indexOpened, openLmdbBackend, openMemoryBackend, recoverIdempotencyWindow, recoverIndex } from './store-recovery.js';
@@ -62,6 +63,7 @@ import type {
   AppendResult,
   DeleteResult,
   EventData,
+  MultiStreamAppendResult,
   Position,
   ReadAllOptions,
   ReadAllResult,
@@ -213,28 +215,10 @@ export class EventStore {
   }
 
   private async append(stream: string, expected: ExpectedState, prepared: PreparedEvent[]): Promise<AppendResult> {
-    const view = this.latestView(stream);
-    if (view.tombstoned) throw new StreamDeletedError(stream);
-    if (prepared.length > 0) {
-      this.window.evictExpired(this.now());
-      const match = this.window.match(
-        stream,
-        prepared.map((event) => event.idKey),
-      );
-      if (match.kind === 'conflict') throw new EventIdConflictError(stream, match.detail);
-      if (match.kind === 'retry') {
-        if (!expectedStateHolds(expected, match.batch.priorView)) {
-          throw wrongExpectedVersion(stream, expected, view, 'append to');
-        }
-        await this.committed(match.batch.committed);
-        const lastRevision = match.batch.firstRevision + prepared.length - 1;
-        return { nextExpectedRevision: lastRevision, position: { commit: match.batch.commitPosition, prepare: match.batch.lastPreparePosition } };
-      }
-    }
-    if (!expectedStateHolds(expected, view)) {
-      throw wrongExpectedVersion(stream, expected, view, 'append to');
-    }
     if (prepared.length === 0) {
+      const view = this.latestView(stream);
+      if (view.tombstoned) throw new StreamDeletedError(stream);
+      if (!expectedStateHolds(expected, view)) throw wrongExpectedVersion(stream, expected, view, 'append to');
       // Answer from committed state only: wait out the stream's writes in flight, then decide again.
       if (this.pendingViews.has(stream) && this.commitGroup) {
         await this.committed(this.commitGroup.applied);
@@ -244,6 +228,38 @@ export class EventStore {
       const commit = Math.max(record?.lastCommitPosition ?? 0, 0);
       return { nextExpectedRevision: view.lastRevision, position: { commit, prepare: commit } };
     }
+    const plan = this.planAppend(stream, expected, prepared);
+    if (plan.kind === 'retry') {
+      await this.committed(plan.batch.committed);
+      return { nextExpectedRevision: plan.lastRevision, position: { commit: plan.batch.commitPosition, prepare: plan.batch.lastPreparePosition } };
+    }
+    const written = await this.propose(plan.writes);
+    return { nextExpectedRevision: written.lastRevision, position: { commit: written.commitPosition, prepare: written.lastPreparePosition } };
+  }
+
+  /**
+   * Decides, synchronously against the latest state, what appending `prepared` (non-empty) to a
+   * stream means: an exact retry of an earlier batch, or the writes to propose (with the
+   * recreating metadata of a soft-deleted stream first). Throws when it may not happen.
+   */
+  private planAppend(
+    stream: string,
+    expected: ExpectedState,
+    prepared: PreparedEvent[],
+  ): { kind: 'retry'; batch: WrittenBatch; lastRevision: number } | { kind: 'write'; writes: { stream: string; events: PreparedEvent[] }[] } {
+    const view = this.latestView(stream);
+    if (view.tombstoned) throw new StreamDeletedError(stream);
+    this.window.evictExpired(this.now());
+    const match = this.window.match(
+      stream,
+      prepared.map((event) => event.idKey),
+    );
+    if (match.kind === 'conflict') throw new EventIdConflictError(stream, match.detail);
+    if (match.kind === 'retry') {
+      if (!expectedStateHolds(expected, match.batch.priorView)) throw wrongExpectedVersion(stream, expected, view, 'append to');
+      return { kind: 'retry', batch: match.batch, lastRevision: match.batch.firstRevision + prepared.length - 1 };
+    }
+    if (!expectedStateHolds(expected, view)) throw wrongExpectedVersion(stream, expected, view, 'append to');
     const writes: { stream: string; events: PreparedEvent[] }[] = [];
     if (view.softDeleted && !isMetastream(stream)) {
       // Recreating a soft-deleted stream: its old events stay hidden behind a new `$tb`.
@@ -251,8 +267,49 @@ export class EventStore {
       writes.push({ stream: metastreamOf(stream), events: [this.metadataEvent(stream, metadata)] });
     }
     writes.push({ stream, events: prepared });
+    return { kind: 'write', writes };
+  }
+
+  /**
+   * Appends to several streams atomically: one record, so either every stream gets its events or
+   * none does. Each stream appears once, with its own expected state; a retry of the same
+   * multi-stream write (same ids) returns the original revisions and writes nothing.
+   */
+  async appendToStreams(requests: readonly { stream: string; events: readonly EventData[]; expectedState?: ExpectedState }[]): Promise<MultiStreamAppendResult> {
+    this.assertUsable();
+    if (!Array.isArray(requests) || requests.length === 0) throw new InvalidArgumentError('a multi-stream append needs at least one stream');
+    const seen = new Set<string>();
+    const parsed = requests.map((request) => {
+      validateStreamName(request.stream);
+      validateUserWritableStream(request.stream);
+      if (seen.has(request.stream)) throw new InvalidArgumentError(`stream '${request.stream}' appears twice in one multi-stream append`, { stream: request.stream });
+      seen.add(request.stream);
+      const prepared = prepareEvents(request.stream, request.events, this.limits, this.options.newUuid);
+      if (prepared.length === 0) throw new InvalidArgumentError(`the multi-stream append to '${request.stream}' has no events`, { stream: request.stream });
+      return { stream: request.stream, expected: parseExpectedState(request.expectedState), prepared };
+    });
+    let total = 0;
+    for (const request of parsed) for (const event of request.prepared) total += event.data.byteLength + event.metadata.byteLength;
+    if (total > this.limits.maxAppendSizeBytes) throw new MaximumAppendSizeExceededError(total, this.limits.maxAppendSizeBytes, 'the multi-stream append');
+    const plans = parsed.map((request) => ({ request, plan: this.planAppend(request.stream, request.expected, request.prepared) }));
+    const retries = plans.filter(({ plan }) => plan.kind === 'retry');
+    if (retries.length === plans.length) {
+      const batches = retries.map(({ plan }) => plan as { kind: 'retry'; batch: WrittenBatch; lastRevision: number });
+      await Promise.all(batches.map(({ batch }) => this.committed(batch.committed)));
+      return {
+        position: { commit: batches[0]!.batch.commitPosition, prepare: Math.max(...batches.map(({ batch }) => batch.lastPreparePosition)) },
+        streams: plans.map(({ request }, i) => ({ stream: request.stream, nextExpectedRevision: batches[i]!.lastRevision })),
+      };
+    }
+    if (retries.length > 0) {
+      throw new EventIdConflictError(retries[0]!.request.stream, 'some streams of this multi-stream append repeat an earlier write and others do not');
+    }
+    const writes = plans.flatMap(({ plan }) => (plan.kind === 'write' ? plan.writes : []));
     const written = await this.propose(writes);
-    return { nextExpectedRevision: written.lastRevision, position: { commit: written.commitPosition, prepare: written.lastPreparePosition } };
+    return {
+      position: { commit: written.commitPosition, prepare: written.lastPreparePosition },
+      streams: parsed.map((request) => ({ stream: request.stream, nextExpectedRevision: written.lastRevisions.get(request.stream)! })),
+    };
   }
 
   /**
@@ -262,7 +319,7 @@ export class EventStore {
    */
   private async propose(
     writes: readonly { stream: string; events: readonly PreparedEvent[]; tombstone?: boolean }[],
-  ): Promise<{ commitPosition: number; lastRevision: number; lastPreparePosition: number }> {
+  ): Promise<{ commitPosition: number; lastRevision: number; lastPreparePosition: number; lastRevisions: Map<string, number> }> {
     const createdMicros = this.now() * 1000;
     const toEncode: (EventToEncode & { idKey: string })[] = [];
     // The streams this record changes and their views after it (one or two: a list beats a Map).
@@ -338,6 +395,7 @@ export class EventStore {
       commitPosition: record.position,
       lastRevision: toEncode.at(-1)!.revision,
       lastPreparePosition: preparePositionOf(record.position, entryOffsets.at(-1)!),
+      lastRevisions: new Map(changed.map(({ stream, view }) => [stream, view.lastRevision])),
     };
   }
 

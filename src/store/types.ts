@@ -49,6 +49,13 @@ export interface AppendResult {
   position: Position;
 }
 
+export interface MultiStreamAppendResult {
+  /** Position of the write (one record for all streams) and of its last event. */
+  position: Position;
+  /** Each stream's last revision after the write, in the order of the request. */
+  streams: { stream: string; nextExpectedRevision: number }[];
+}
+
 export interface DeleteResult {
   position: Position;
 }

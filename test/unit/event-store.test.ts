@@ -151,6 +151,63 @@ describe('idempotent retries', () => {
   });
 });
 
+describe('multi-stream appends', () => {
+  it('write to several streams atomically, each with its own expected state', async () => {
+    const store = await openMemory();
+    await store.appendToStream('b', events('b0'));
+    const result = await store.appendToStreams([
+      { stream: 'a', events: events('a0', 'a1'), expectedState: 'no_stream' },
+      { stream: 'b', events: events('b1'), expectedState: 0 },
+    ]);
+    assert.deepEqual(result.streams, [
+      { stream: 'a', nextExpectedRevision: 1 },
+      { stream: 'b', nextExpectedRevision: 1 },
+    ]);
+    const all = (await store.readAll()).events;
+    assert.equal(new Set(all.slice(1).map((event) => event.position.commit)).size, 1, 'one record for the whole write');
+    await store.close();
+  });
+
+  it('write nothing when any expected state fails, and refuse a stream named twice', async () => {
+    const store = await openMemory();
+    await assert.rejects(
+      store.appendToStreams([
+        { stream: 'a', events: events('a0'), expectedState: 'no_stream' },
+        { stream: 'b', events: events('b0'), expectedState: 3 },
+      ]),
+      WrongExpectedVersionError,
+    );
+    await assert.rejects(store.readStream('a'), StreamNotFoundError);
+    await assert.rejects(
+      store.appendToStreams([
+        { stream: 'a', events: events('x') },
+        { stream: 'a', events: events('y') },
+      ]),
+      InvalidArgumentError,
+    );
+    await assert.rejects(store.appendToStreams([]), InvalidArgumentError);
+    assert.equal((await store.readAll()).events.length, 0);
+    await store.close();
+  });
+
+  it('recognise an exact retry, recreate soft-deleted streams, and refuse tombstoned ones', async () => {
+    const store = await openMemory();
+    const request = [
+      { stream: 'a', events: [{ id: uuid(1), type: 'A' }] },
+      { stream: 'b', events: [{ id: uuid(2), type: 'B' }] },
+    ];
+    const first = await store.appendToStreams(request);
+    assert.deepEqual(await store.appendToStreams(request), first);
+    assert.equal((await store.readAll()).events.length, 2);
+    await store.deleteStream('a');
+    await store.appendToStreams([{ stream: 'a', events: events('again'), expectedState: 'no_stream' }]);
+    assert.deepEqual(types(await store.readStream('a')), ['again']);
+    await store.tombstoneStream('b');
+    await assert.rejects(store.appendToStreams([{ stream: 'b', events: events('never') }]), StreamDeletedError);
+    await store.close();
+  });
+});
+
 describe('reading streams', () => {
   it('reads forwards and backwards from a revision with a max count', async () => {
     const store = await openMemory();

@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Long from 'long';
 import protobuf from 'protobufjs';
@@ -11,8 +13,14 @@ import type { Codec } from './grpc-server.js';
  */
 const PROTO_DIRECTORY = fileURLToPath(new URL('../../../../proto/', import.meta.url));
 
+/** protobufjs ships the well-known types; descriptor.proto (used by our error options) is a file in its package. */
+const PROTOBUFJS_DIRECTORY = dirname(createRequire(import.meta.url).resolve('protobufjs'));
+
 const root = new protobuf.Root();
-root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : PROTO_DIRECTORY + target);
+root.resolvePath = (_origin, target) => {
+  if (target === 'google/protobuf/descriptor.proto') return join(PROTOBUFJS_DIRECTORY, target);
+  return target.startsWith('google/protobuf/') ? target : PROTO_DIRECTORY + target;
+};
 root.loadSync(
   [
     'event_store/client/shared.proto',
@@ -20,7 +28,10 @@ root.loadSync(
     'event_store/client/server_features.proto',
     'event_store/client/gossip.proto',
     'event_store/client/operations.proto',
+    'kurrentdb/protocol/v2/streams/streams.proto',
+    'kurrentdb/protocol/v2/streams/errors.proto',
     'google/rpc/status.proto',
+    'google/rpc/error_details.proto',
   ],
   { keepCase: true },
 );
