@@ -106,7 +106,7 @@ async function startStub(): Promise<{ port: number; stop: () => Promise<void> }>
       }
     },
   });
-  registerNodeServices(server, { instanceId: randomUUID(), advertisedHost: '127.0.0.1', advertisedPort: 0, version: '24.10.0' }, () => undefined);
+  registerNodeServices(server, { instanceId: randomUUID(), advertisedHost: '127.0.0.1', advertisedPort: 0, version: '24.10.0' }, undefined);
   const address = await server.listen('127.0.0.1', 0);
   return { port: address.port, stop: () => server.close() };
 }

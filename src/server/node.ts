@@ -75,7 +75,7 @@ export async function startNode(configuration: ServerConfiguration, logger: Logg
       },
       version: PROTOCOL_COMPATIBILITY_VERSION,
     },
-    () => void stop(),
+    configuration.insecure ? () => void stop() : undefined,
   );
   try {
     const address = await server.listen(configuration.extIp, configuration.extHttpPort);

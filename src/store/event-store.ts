@@ -661,6 +661,8 @@ export class EventStore {
     let cursor = from.commit;
     let first = true;
     let scanned = 0;
+    let lastScanned: Position | undefined;
+    const result = (nextPosition: Position, isEnd: boolean): ReadAllResult => ({ events, nextPosition, isEnd, ...(lastScanned ? { lastScannedPosition: lastScanned } : {}) });
     while (cursor < end) {
       // Live tails read what was just committed: take it from memory when it is still there.
       const recent = this.recentRecords.get(cursor);
@@ -673,17 +675,18 @@ export class EventStore {
           for (let i = 0; i < offsets.length; i++) {
             const prepare = preparePositionOf(record.position, offsets[i]!);
             if (record.position === from.commit && prepare < from.prepare) continue;
-            if (events.length >= maxCount || scanned >= scanLimit) return { events, nextPosition: { commit: record.position, prepare }, isEnd: false };
+            if (events.length >= maxCount || scanned >= scanLimit) return result({ commit: record.position, prepare }, false);
             scanned++;
+            lastScanned = { commit: record.position, prepare };
             if (!matches(record.payload, offsets[i]!, predicate)) continue;
             events.push(toRecordedEvent(decodeEventAt(record.payload, offsets[i]!, record.position), recent !== undefined));
           }
         }
         cursor = record.end;
-        if (events.length >= maxCount || scanned >= scanLimit) return { events, nextPosition: { commit: cursor, prepare: cursor }, isEnd: cursor >= end };
+        if (events.length >= maxCount || scanned >= scanLimit) return result({ commit: cursor, prepare: cursor }, cursor >= end);
       }
     }
-    return { events, nextPosition: { commit: cursor, prepare: cursor }, isEnd: true };
+    return result({ commit: cursor, prepare: cursor }, true);
   }
 
   private async readRecordsAt(position: number, end: number, validateBoundary: boolean): Promise<LogRecord[]> {

@@ -102,6 +102,8 @@ export interface ReadAllResult {
   nextPosition: Position;
   /** True when the read reached the end (forwards: the committed tail; backwards: the start). */
   isEnd: boolean;
+  /** Forwards: the position of the last event examined, matching the filter or not (a filtered reader's checkpoint). */
+  lastScannedPosition?: Position;
 }
 
 export interface StreamMetadataResult {

@@ -322,6 +322,18 @@ describe('reading $all', () => {
     await store.close();
   });
 
+  it('reports the last event a filtered read examined, and resuming after it skips nothing', async () => {
+    const store = await openMemory();
+    await store.appendToStream('s', Array.from({ length: 10 }, (_, i) => ({ type: i === 7 ? 'Wanted' : 'Other' })));
+    const first = await store.readAll({ filter: { eventTypePrefixes: ['Wanted'] }, scanLimit: 4 });
+    assert.equal(first.events.length, 0);
+    const all = (await store.readAll()).events;
+    assert.deepEqual(first.lastScannedPosition, all[3]!.position);
+    const rest = await store.readAll({ fromPosition: first.nextPosition, filter: { eventTypePrefixes: ['Wanted'] } });
+    assert.deepEqual(types(rest.events), ['Wanted']);
+    await store.close();
+  });
+
   it('refuses positions that are not in the log or not at a record', async () => {
     const store = await openMemory();
     await store.appendToStream('a', events('x'));

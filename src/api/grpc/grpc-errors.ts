@@ -34,11 +34,11 @@ export function toGrpcError(error: unknown): GrpcErrorReply {
     if (error instanceof WrongExpectedVersionError) {
       // The clients read these with BigInt(): decimal, with KurrentDB's numbers for the states,
       // and no actual-version at all for a stream that does not exist.
-      trailers['stream-name'] = error.stream;
+      trailers['stream-name'] = headerSafe(error.stream);
       trailers['expected-version'] = expectedVersionNumber(error.expectedState);
       if (error.actual.kind === 'revision') trailers['actual-version'] = String(error.actual.revision);
     } else if (error instanceof StreamDeletedError) {
-      trailers['stream-name'] = error.stream;
+      trailers['stream-name'] = headerSafe(error.stream);
     } else if (error instanceof MaximumAppendSizeExceededError) {
       trailers['maximum-append-size'] = String(error.maxAppendSizeBytes);
     }
@@ -62,4 +62,12 @@ function expectedVersionNumber(expected: ExpectedState): string {
     default:
       return String(expected);
   }
+}
+
+/**
+ * Trailer values travel as header text: printable ASCII passes as is, anything else (non-ASCII
+ * names, control characters) is percent-encoded, so the key is never dropped or garbled.
+ */
+function headerSafe(value: string): string {
+  return /^[\x20-\x7e]*$/.test(value) ? value : encodeURIComponent(value);
 }

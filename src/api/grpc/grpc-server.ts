@@ -33,6 +33,7 @@ export type MethodDefinition<Request, Response> =
   | {
       kind: 'unary';
       path: string;
+      longLived?: false;
       request: Codec<Request>;
       response: Codec<Response>;
       handle(request: Request, context: CallContext): Promise<Response>;
@@ -40,6 +41,8 @@ export type MethodDefinition<Request, Response> =
   | {
       kind: 'server-stream';
       path: string;
+      /** Ends with UNAVAILABLE when the server stops (clients reconnect and resume), not OK. */
+      longLived?: boolean;
       request: Codec<Request>;
       response: Codec<Response>;
       handle(request: Request, responses: ResponseStream<Response>, context: CallContext): Promise<void>;
@@ -47,6 +50,8 @@ export type MethodDefinition<Request, Response> =
   | {
       kind: 'bidi';
       path: string;
+      /** Ends with UNAVAILABLE when the server stops (clients reconnect and resume), not OK. */
+      longLived?: boolean;
       request: Codec<Request>;
       response: Codec<Response>;
       handle(requests: AsyncIterable<Request>, responses: ResponseStream<Response>, context: CallContext): Promise<void>;
@@ -64,6 +69,7 @@ export interface GrpcServerOptions {
 }
 
 const GRPC_CONTENT_TYPE = /^application\/grpc(\+proto)?(;.*)?$/;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long a stopping server waits for clients to close their connections before cutting them. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -195,7 +201,8 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
       cancel();
     });
     const timeoutMs = parseGrpcTimeoutMs(headers['grpc-timeout'] as string | undefined);
-    if (timeoutMs !== undefined) {
+    // Beyond setTimeout's range (about 24.8 days) a deadline is as good as none.
+    if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
       const timer = setTimeout(() => this.fail(new GrpcCallError(4, 'deadline exceeded')), Math.max(timeoutMs, 1));
       timer.unref();
       stream.once('close', () => clearTimeout(timer));
@@ -268,17 +275,30 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
       if (queue.length >= 64) this.stream.pause();
       notify();
     });
+    let endedCleanly = false;
+    // A dropped connection aborts the stream and then ends its readable side: that is no half-close.
+    this.stream.once('aborted', () => {
+      failure ??= new GrpcCallError(1, 'the connection was lost before the request was complete');
+      notify();
+    });
     this.stream.once('end', () => {
       if (this.deframer.hasPartialMessage) failure ??= new GrpcCallError(3, 'the request stream ended in the middle of a message');
+      if (this.stream.aborted) failure ??= new GrpcCallError(1, 'the connection was lost before the request was complete');
+      else endedCleanly = true;
       ended = true;
       notify();
     });
+    // Only a half-close ends the requests normally. A stream that closes first (the client
+    // cancelled, the connection dropped) or a call that is aborted (deadline, server stopping)
+    // did not finish sending: the handler must not act on a partial request (an Append would
+    // otherwise commit the events received so far).
     this.stream.once('close', () => {
+      if (!endedCleanly) failure ??= new GrpcCallError(1, 'the client cancelled the call before it finished sending');
       ended = true;
       notify();
     });
-    // A stopping server stops reading: the handler finishes what it has and returns.
     this.abort.signal.addEventListener('abort', () => {
+      if (!endedCleanly) failure ??= this.shuttingDown ? new GrpcCallError(14, 'the node is shutting down') : new GrpcCallError(1, 'the call was cancelled');
       ended = true;
       notify();
     });
@@ -321,7 +341,7 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
   }
 
   private finish(): void {
-    if (this.shuttingDown && this.method.kind !== 'unary') {
+    if (this.shuttingDown && this.method.longLived) {
       this.end({ grpcStatus: 14, message: 'the node is shutting down', trailers: {} });
       return;
     }

@@ -21,7 +21,11 @@ export function newInstanceId(): string {
   return randomUUID();
 }
 
-export function registerNodeServices(server: GrpcServer, identity: NodeIdentity, requestShutdown: () => void): void {
+/**
+ * `requestShutdown` is given only where anyone who reaches the node may stop it: without
+ * authentication (which the security work brings) that is a node run with --insecure.
+ */
+export function registerNodeServices(server: GrpcServer, identity: NodeIdentity, requestShutdown: (() => void) | undefined): void {
   server.addMethod({
     kind: 'unary',
     path: '/event_store.client.server_features.ServerFeatures/GetSupportedMethods',
@@ -46,17 +50,19 @@ export function registerNodeServices(server: GrpcServer, identity: NodeIdentity,
       ],
     }),
   });
-  server.addMethod({
-    kind: 'unary',
-    path: '/event_store.client.operations.Operations/Shutdown',
-    request: codecOf('event_store.client.Empty'),
-    response: codecOf('event_store.client.Empty'),
-    handle: async () => {
-      // Answer first; the node then stops as on SIGTERM (finishing writes in flight).
-      setImmediate(requestShutdown);
-      return {};
-    },
-  });
+  if (requestShutdown) {
+    server.addMethod({
+      kind: 'unary',
+      path: '/event_store.client.operations.Operations/Shutdown',
+      request: codecOf('event_store.client.Empty'),
+      response: codecOf('event_store.client.Empty'),
+      handle: async () => {
+        // Answer first; the node then stops as on SIGTERM (finishing writes in flight).
+        setImmediate(requestShutdown);
+        return {};
+      },
+    });
+  }
   server.addMethod({
     kind: 'unary',
     path: '/event_store.client.operations.Operations/MergeIndexes',

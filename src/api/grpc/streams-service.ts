@@ -20,6 +20,7 @@ export function registerStreamsService(server: GrpcServer, store: EventStore, op
   server.addMethod({
     kind: 'server-stream',
     path: `/${SERVICE}/Read`,
+    longLived: true,
     request: codecOf('event_store.client.streams.ReadReq'),
     response: codecOf('event_store.client.streams.ReadResp'),
     handle: (request, responses, context) => read(store, request, responses, context),
@@ -34,6 +35,7 @@ export function registerStreamsService(server: GrpcServer, store: EventStore, op
   server.addMethod({
     kind: 'bidi',
     path: `/${SERVICE}/BatchAppend`,
+    longLived: true,
     request: codecOf('event_store.client.streams.BatchAppendReq'),
     response: codecOf('event_store.client.streams.BatchAppendResp'),
     handle: (requests, responses) => batchAppend(store, requests, responses, options),
@@ -175,41 +177,58 @@ function wrongExpectedVersionMessage(error: WrongExpectedVersionError, expected:
  * BatchAppend: appends multiplexed by correlation id on one long-lived stream. Chunks of one
  * append accumulate until `is_final`; each append is answered as soon as it is done, in any order.
  */
+/** Bounds per BatchAppend call, so that a client cannot make the node hold unbounded state. */
+const BATCH_MAX_OPEN_APPENDS = 1024;
+const BATCH_MAX_OPEN_BYTES = 256 * 1024 * 1024;
+const BATCH_MAX_IN_FLIGHT = 1024;
+
 async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, responses: ResponseStream<Message>, options: StreamsServiceOptions): Promise<void> {
-  const open = new Map<string, { target: { stream: string; expectedState: ExpectedState; expectedMessage: Message }; events: EventData[]; size: number; correlation: Message }>();
+  type Target = { stream: string; expectedState: ExpectedState; expectedMessage: Message };
+  const open = new Map<string, { target: Target; events: EventData[]; size: number }>();
+  // Appends that failed before their last chunk: later chunks are dropped, answered only once.
+  const failed = new Map<string, Target | undefined>();
+  let openBytes = 0;
   const inFlight = new Set<Promise<void>>();
   responses.sendHeaders();
   for await (const request of requests) {
     const correlationId = uuidFromMessage(request.correlation_id) ?? '';
-    let entry = open.get(correlationId);
     const reply = (result: Message) => responses.send({ correlation_id: request.correlation_id, ...result }).catch(() => undefined);
+    if (failed.has(correlationId)) {
+      if (request.is_final) failed.delete(correlationId);
+      continue;
+    }
+    let entry = open.get(correlationId);
     try {
       if (!entry) {
         if (!request.options) throw new InvalidArgumentError('the first chunk of a batch append carries its options');
+        if (open.size >= BATCH_MAX_OPEN_APPENDS) throw new InvalidArgumentError(`more than ${BATCH_MAX_OPEN_APPENDS} unfinished appends on one BatchAppend call`);
         const { stream_identifier: identifier } = request.options;
         const expectedState = expectedStateOf(request.options, 'expected_stream_position', 'stream_position');
-        entry = {
-          target: { stream: streamNameOf(identifier), expectedState, expectedMessage: expectedEcho(request.options) },
-          events: [],
-          size: 0,
-          correlation: request.correlation_id,
-        };
+        entry = { target: { stream: streamNameOf(identifier), expectedState, expectedMessage: expectedEcho(request.options) }, events: [], size: 0 };
         open.set(correlationId, entry);
       }
       for (const proposed of request.proposed_messages ?? []) {
-        entry.size += proposedSize(proposed);
+        const size = proposedSize(proposed);
+        entry.size += size;
+        openBytes += size;
         if (entry.size > options.maxAppendSizeBytes) {
           throw new MaximumAppendSizeExceededError(entry.size, options.maxAppendSizeBytes, `the append to '${entry.target.stream}'`);
         }
+        if (openBytes > BATCH_MAX_OPEN_BYTES) throw new InvalidArgumentError(`unfinished appends on one BatchAppend call hold more than ${BATCH_MAX_OPEN_BYTES} bytes`);
         entry.events.push(eventFromProposed(proposed));
       }
     } catch (error) {
-      open.delete(correlationId);
-      void reply(batchError(error, entry?.target));
+      if (entry) {
+        open.delete(correlationId);
+        openBytes -= entry.size;
+      }
+      if (!request.is_final) failed.set(correlationId, entry?.target);
+      void reply(batchError(error, entry?.target ?? targetOf(request.options)));
       continue;
     }
     if (!request.is_final) continue;
     open.delete(correlationId);
+    openBytes -= entry.size;
     const { target, events } = entry;
     const work = store
       .appendToStream(target.stream, events, { expectedState: target.expectedState })
@@ -227,8 +246,17 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
       )
       .finally(() => inFlight.delete(work));
     inFlight.add(work);
+    // A client that writes faster than appends complete waits here (and, through HTTP/2 flow
+    // control, in its own sends) instead of growing the node's queue.
+    while (inFlight.size >= BATCH_MAX_IN_FLIGHT) await Promise.race(inFlight);
   }
   await Promise.all(inFlight);
+}
+
+/** The stream an error reply names, from a chunk's options when the append never got further. */
+function targetOf(options: Message | null | undefined): { stream: string; expectedMessage: Message } | undefined {
+  if (!options) return undefined;
+  return { stream: streamNameOf(options.stream_identifier), expectedMessage: expectedEcho(options) };
 }
 
 function expectedEcho(options: Message): Message {
@@ -246,7 +274,8 @@ function expectedEcho(options: Message): Message {
 
 /** A failed batch append as a google.rpc.Status inside the response (BatchAppend reports errors in-band). */
 function batchError(error: unknown, target: { stream: string; expectedMessage: Message } | undefined): Message {
-  const common = target ? { stream_identifier: streamIdentifier(target.stream), ...target.expectedMessage } : {};
+  // The clients read stream_identifier on every error reply: always set it.
+  const common = target ? { stream_identifier: streamIdentifier(target.stream), ...target.expectedMessage } : { stream_identifier: streamIdentifier('') };
   return { ...common, error: statusOf(error) };
 }
 

@@ -111,13 +111,13 @@ export async function runAllSubscription(
       lastDelivered = event.position;
     }
     cursor = page.nextPosition;
-    // Filtered subscriptions report how far they have looked, so a client can resume past
-    // long stretches of events it does not want.
-    if (filter && checkpointEveryEvents > 0 && (!lastCheckpoint || lastCheckpoint.commit !== cursor.commit || lastCheckpoint.prepare !== cursor.prepare)) {
-      if (page.events.length > 0 || !page.isEnd || !live) {
-        await responses.send({ checkpoint: { ...positionMessage(cursor), timestamp: timestampNow() } });
-        lastCheckpoint = cursor;
-      }
+    // Filtered subscriptions report how far they have looked, so a client can resume past long
+    // stretches of events it does not want. The checkpoint is the last event examined: resuming
+    // from a position starts after it, so nothing unexamined is skipped.
+    const scannedTo = page.lastScannedPosition;
+    if (filter && checkpointEveryEvents > 0 && scannedTo && (!lastCheckpoint || lastCheckpoint.commit !== scannedTo.commit || lastCheckpoint.prepare !== scannedTo.prepare)) {
+      await responses.send({ checkpoint: { ...positionMessage(scannedTo), timestamp: timestampNow() } });
+      lastCheckpoint = scannedTo;
     }
     if (!page.isEnd) {
       if (live && page.events.length === PAGE_EVENTS) {
