@@ -64,7 +64,7 @@ export function registerStreamsService(server: GrpcServer, store: EventStore, op
   });
 }
 
-function positionMessage(position: Position): Message {
+export function positionMessage(position: Position): Message {
   return { commit_position: position.commit, prepare_position: position.prepare };
 }
 

@@ -3,7 +3,7 @@ import type { EventStore } from '../../store/event-store.js';
 import type { EventFilter, Position, RecordedEvent } from '../../store/types.js';
 import type { ResponseStream } from './grpc-server.js';
 import type { Message } from './protocol.js';
-import { readEventMessage, type ReadShape } from './streams-service.js';
+import { positionMessage, readEventMessage, type ReadShape } from './streams-service.js';
 
 /**
  * Catch-up subscriptions over the Read call. One loop serves history and live alike: read a page
@@ -21,10 +21,6 @@ const PAGE_EVENTS = 256;
 function timestampNow(): Message {
   const now = Date.now();
   return { seconds: Math.floor(now / 1000), nanos: (now % 1000) * 1_000_000 };
-}
-
-function positionMessage(position: Position): Message {
-  return { commit_position: position.commit, prepare_position: position.prepare };
 }
 
 export async function runStreamSubscription(
