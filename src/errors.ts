@@ -31,6 +31,7 @@ export const ERROR_REGISTRY = {
   INVALID_ARGUMENT: { grpcStatus: GrpcStatus.InvalidArgument, httpStatus: 400 },
   NOT_LEADER: { grpcStatus: GrpcStatus.NotFound, kurrentException: 'not-leader', httpStatus: 503 },
   ACCESS_DENIED: { grpcStatus: GrpcStatus.PermissionDenied, kurrentException: 'access-denied', httpStatus: 403 },
+  NO_QUORUM: { grpcStatus: GrpcStatus.Unavailable, httpStatus: 503 },
   STORE_UNAVAILABLE: { grpcStatus: GrpcStatus.Unavailable, httpStatus: 503 },
   STORAGE_FAILURE: { grpcStatus: GrpcStatus.Internal, httpStatus: 500 },
 } as const satisfies Record<string, ErrorMapping>;
@@ -128,5 +129,24 @@ export class StorageFailureError extends ChronicleError {
   constructor(message: string, override readonly cause: unknown) {
     super('STORAGE_FAILURE', message);
     this.name = 'StorageFailureError';
+  }
+}
+
+/** A write or a leader read reached a node that does not lead; the leader's endpoint, when known, lets clients reconnect. */
+export class NotLeaderError extends ChronicleError {
+  constructor(
+    message: string,
+    readonly leader: { host: string; port: number } | undefined,
+  ) {
+    super('NOT_LEADER', message, leader ? { leaderHost: leader.host, leaderPort: leader.port } : {});
+    this.name = 'NotLeaderError';
+  }
+}
+
+/** No quorum answered within the bound: the write's outcome is unknown (retry it with the same event ids). */
+export class NoQuorumError extends ChronicleError {
+  constructor(message: string) {
+    super('NO_QUORUM', message);
+    this.name = 'NoQuorumError';
   }
 }

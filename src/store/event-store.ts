@@ -95,6 +95,20 @@ export interface EventStoreOptions {
   newUuid?: () => string;
   /** Where the store reports what it did on open and why (index rebuilds, torn tails). */
   log?: (message: string) => void;
+  /** How the log schedules its next flush (the simulator injects its own; default `setImmediate`). */
+  scheduleLogFlush?: (flush: () => void) => void;
+  /** How delayed work (the index flush) is scheduled; the simulator injects simulated time. */
+  scheduleTimer?: (delayMs: number, action: () => void) => { cancel(): void };
+  /**
+   * Cluster mode: the replication core decides what is committed. The log's tail may hold records
+   * that are not committed, so the store opens with only what its index had applied and is told
+   * what to apply next (`applyCommittedUpTo`); `committer` builds the committer over the log.
+   */
+  replication?: {
+    committer: (log: Log, appliedPosition: number) => Committer;
+    /** Only the simulator's broken variant sets it: replays the uncommitted tail on open. */
+    replayWholeLog?: boolean;
+  };
 }
 
 /** The state the write path decides on: the committed state plus every write still in flight. */
@@ -113,6 +127,8 @@ interface InFlightWrite {
   events: readonly IndexedEventFacts[];
   entryOffsets: readonly number[];
   streams: string[];
+  /** What the idempotency window remembers of it, forgotten if the write is abandoned. */
+  batches: WrittenBatch[];
 }
 
 const READ_ALL_CHUNK_BYTES = 1024 * 1024;
@@ -137,7 +153,7 @@ export class EventStore {
   private readonly commitListeners = new Set<(position: number) => void>();
   private readonly metadataCache = new Map<string, StreamMetadata | undefined>();
   private committedPosition: number;
-  private flushTimer: NodeJS.Timeout | undefined;
+  private flushTimer: { cancel(): void } | undefined;
   private failure: Error | undefined;
   private closed = false;
 
@@ -173,6 +189,7 @@ export class EventStore {
       maxFrameBytes,
       ...(options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {}),
       onFailure: (error) => failureSink.notify?.(error),
+      ...(options.scheduleLogFlush ? { scheduleFlush: options.scheduleLogFlush } : {}),
     });
     if (log.stats.recoveredTornBytes > 0) say(`log: cut off a torn tail of ${log.stats.recoveredTornBytes} bytes at ${log.tailPosition}`);
     const backendKind = options.indexBackend ?? (inMemory || fileSystem instanceof MemoryFileSystem ? 'memory' : 'lmdb');
@@ -180,14 +197,16 @@ export class EventStore {
     try {
       const openingMarker = joinPath(directory, 'index.opening');
       backend = backendKind === 'lmdb' ? await openLmdbBackend(joinPath(directory, 'index'), openingMarker, say) : openMemoryBackend();
-      const recovery = await recoverIndex(backend, log);
+      // In a cluster the log's tail may not be committed: nothing past the index is applied yet.
+      const recovery = await recoverIndex(backend, log, options.replication && !options.replication.replayWholeLog ? 'index-only' : 'whole-log');
       if (backendKind === 'lmdb') await indexOpened(openingMarker);
       if (recovery.rebuiltBecause && log.writtenPosition > log.startPosition) {
         say(`index: rebuilt from the log (${recovery.recordsReplayed} records) because ${recovery.rebuiltBecause}`);
       }
       const window = new IdempotencyWindow({ ...DEFAULT_IDEMPOTENCY_WINDOW, ...options.idempotencyWindow });
-      await recoverIdempotencyWindow(window, log, (options.clock ?? Date.now)());
-      const store = new EventStore(log, recovery.index, new LocalCommitter(log), window, limits, options);
+      await recoverIdempotencyWindow(window, log, (options.clock ?? Date.now)(), recovery.index.appliedPosition);
+      const committer = options.replication ? options.replication.committer(log, recovery.index.appliedPosition) : new LocalCommitter(log);
+      const store = new EventStore(log, recovery.index, committer, window, limits, options);
       failureSink.notify = (error) => store.fail(error);
       return store;
     } catch (error) {
@@ -387,9 +406,10 @@ export class EventStore {
       });
       streams[i] = stream;
     }
-    this.inFlight.push({ record, events: toEncode, entryOffsets, streams });
     const applied = this.appliedPromiseFor(proposal);
-    for (const batch of batchesOfRecord(toEncode, entryOffsets, record.position, applied)) this.window.add(batch);
+    const batches = batchesOfRecord(toEncode, entryOffsets, record.position, applied);
+    this.inFlight.push({ record, events: toEncode, entryOffsets, streams, batches });
+    for (const batch of batches) this.window.add(batch);
     await this.committed(applied);
     return {
       commitPosition: record.position,
@@ -413,7 +433,9 @@ export class EventStore {
     next.applied = proposal.committed.then(
       () => this.applyCommitted(next.end),
       (error: unknown) => {
-        this.fail(error instanceof Error ? error : new Error(String(error)));
+        // A replicated write that lost its leader or quorum is not a storage failure: its outcome
+        // is settled by the log (applied if it commits later, abandoned otherwise).
+        if (!isReplicationOutcome(error)) this.fail(error instanceof Error ? error : new Error(String(error)));
         throw error;
       },
     );
@@ -427,21 +449,21 @@ export class EventStore {
     try {
       await applied;
     } catch (error) {
+      if (isReplicationOutcome(error)) throw error;
       throw new StorageFailureError(`the write could not be made durable: ${(error as Error).message}`, error);
     }
   }
 
   /** Applies, in log order, every in-flight write that ends at or before `end`. */
   private applyCommitted(end: number): void {
+    this.applyInFlightUpTo(end);
+    this.publishCommitted(end);
+  }
+
+  private applyInFlightUpTo(end: number): void {
     while (this.inFlightHead < this.inFlight.length && this.inFlight[this.inFlightHead]!.record.end <= end) {
       const write = this.inFlight[this.inFlightHead++]!;
-      try {
-        this.index.apply(write.record, { headers: write.events, entryOffsets: write.entryOffsets });
-      } catch (error) {
-        // A broken index invariant: stop rather than answer from a wrong index.
-        this.fail(error instanceof Error ? error : new Error(String(error)));
-        throw error;
-      }
+      this.applyToIndex(write.record, { headers: write.events, entryOffsets: write.entryOffsets });
       this.recentRecords.add(write.record);
       for (const stream of write.streams) {
         const view = this.pendingViews.get(stream);
@@ -455,6 +477,66 @@ export class EventStore {
       this.inFlight = this.inFlight.slice(this.inFlightHead);
       this.inFlightHead = 0;
     }
+  }
+
+  private applyToIndex(record: LogRecord, known?: { headers: readonly IndexedEventFacts[]; entryOffsets: readonly number[] }): void {
+    try {
+      this.index.apply(record, known);
+    } catch (error) {
+      // A broken index invariant: stop rather than answer from a wrong index.
+      this.fail(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+  }
+
+  /**
+   * Cluster mode: applies the committed log up to `end` (a record boundary): this node's own writes
+   * in flight as they are, everything else (other leaders' records, no-ops) read from the log.
+   * Calls must not overlap.
+   */
+  async applyCommittedUpTo(end: number): Promise<void> {
+    this.assertUsable();
+    while (this.committedPosition < end) {
+      const head = this.inFlight[this.inFlightHead];
+      if (head && head.record.position === this.committedPosition && head.record.end <= end) {
+        this.applyInFlightUpTo(head.record.end);
+        this.publishCommitted(head.record.end);
+        continue;
+      }
+      const limit = head && head.record.position > this.committedPosition ? Math.min(end, head.record.position) : end;
+      const records = await this.log.read(this.committedPosition, READ_ALL_CHUNK_BYTES, limit);
+      if (records.length === 0 || records[0]!.position !== this.committedPosition) {
+        throw new Error(`cannot apply the committed log at ${this.committedPosition}: no record starts there (applying up to ${end})`);
+      }
+      for (const record of records) {
+        this.applyToIndex(record);
+        this.recentRecords.add(record);
+        if (record.type === RecordType.Events) {
+          const offsets = entryOffsetsOf(record.payload);
+          const facts = offsets.map((offset) => eventHeaderAt(record.payload, offset));
+          for (const batch of batchesOfRecord(facts, offsets, record.position, APPLIED)) this.window.add(batch);
+        }
+      }
+      this.publishCommitted(records.at(-1)!.end);
+    }
+  }
+
+  /**
+   * Cluster mode: this node stopped leading, so its writes in flight may never commit (or may,
+   * under the next leader, and are then applied from the log). Forgets them: their views and what
+   * the idempotency window holds of them. Their callers get the committer's error.
+   */
+  abandonInFlight(): void {
+    for (let i = this.inFlightHead; i < this.inFlight.length; i++) {
+      for (const batch of this.inFlight[i]!.batches) this.window.forget(batch);
+    }
+    this.inFlight = [];
+    this.inFlightHead = 0;
+    this.pendingViews.clear();
+    this.commitGroup = undefined;
+  }
+
+  private publishCommitted(end: number): void {
     if (end > this.committedPosition) {
       this.committedPosition = end;
       for (const listener of this.commitListeners) {
@@ -475,11 +557,18 @@ export class EventStore {
       return;
     }
     if (this.flushTimer || this.closed) return;
-    this.flushTimer = setTimeout(() => {
+    const flush = (): void => {
       this.flushTimer = undefined;
       this.flushIndex();
-    }, this.options.indexFlushIntervalMs ?? 200);
-    this.flushTimer.unref();
+    };
+    const delayMs = this.options.indexFlushIntervalMs ?? 200;
+    if (this.options.scheduleTimer) {
+      this.flushTimer = this.options.scheduleTimer(delayMs, flush);
+    } else {
+      const timer = setTimeout(flush, delayMs);
+      timer.unref();
+      this.flushTimer = { cancel: () => clearTimeout(timer) };
+    }
   }
 
   private flushIndex(): void {
@@ -805,13 +894,20 @@ export class EventStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer?.cancel();
     for (const wake of [...this.closeWaiters]) wake();
     await this.log.sync().catch(() => undefined);
     // After a failure the index is not flushed (it may be wrong), but its files are closed.
     await this.index.close({ flush: !this.failure }).catch(() => undefined);
     await this.log.close();
   }
+}
+
+const APPLIED = Promise.resolve();
+
+/** Errors with which a replicated write ends without a storage failure: its outcome is the log's. */
+function isReplicationOutcome(error: unknown): boolean {
+  return error instanceof ChronicleError && (error.code === 'NOT_LEADER' || error.code === 'NO_QUORUM');
 }
 
 function matches(payload: Uint8Array, entryOffset: number, predicate: EventPredicate | undefined): boolean {

@@ -12,6 +12,8 @@ export interface WrittenBatch {
   createdMicros: number;
   /** Resolves when the write is committed; a retry reports success only after that. */
   committed: Promise<void>;
+  /** Set once the window forgot it (an abandoned write). */
+  forgotten?: boolean;
 }
 
 export type BatchMatch =
@@ -76,6 +78,16 @@ export class IdempotencyWindow {
     this.evictOverCount();
   }
 
+  /** Forgets one batch (a write that was abandoned before it committed). */
+  forget(batch: WrittenBatch): void {
+    if (batch.forgotten) return;
+    batch.forgotten = true;
+    this.eventCount -= batch.idKeys.length;
+    for (const key of batch.idKeys) {
+      if (this.byId.get(key) === batch) this.byId.delete(key);
+    }
+  }
+
   /** Forgets batches older than the age limit, given the current time. */
   evictExpired(nowMs: number): void {
     const oldestKeptMicros = (nowMs - this.limits.maxAgeMs) * 1000;
@@ -90,9 +102,11 @@ export class IdempotencyWindow {
     const batch = this.batches[this.head]!;
     this.batches[this.head] = undefined as unknown as WrittenBatch;
     this.head++;
-    this.eventCount -= batch.idKeys.length;
-    for (const key of batch.idKeys) {
-      if (this.byId.get(key) === batch) this.byId.delete(key);
+    if (!batch.forgotten) {
+      this.eventCount -= batch.idKeys.length;
+      for (const key of batch.idKeys) {
+        if (this.byId.get(key) === batch) this.byId.delete(key);
+      }
     }
     // Compact the queue once its dead prefix dominates.
     if (this.head > 1024 && this.head * 2 > this.batches.length) {

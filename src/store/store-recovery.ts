@@ -96,14 +96,14 @@ async function indexMismatch(meta: IndexMeta | undefined, log: Log): Promise<str
  * Brings the index up to the log: keeps it when its checkpoint names a record of this log and
  * replays the log from there; otherwise clears it and rebuilds it from the start of the log.
  */
-export async function recoverIndex(backend: IndexBackend, log: Log): Promise<IndexRecovery> {
+export async function recoverIndex(backend: IndexBackend, log: Log, replay: 'whole-log' | 'index-only'): Promise<IndexRecovery> {
   const meta = backend.getMeta();
   const rebuiltBecause = await indexMismatch(meta, log);
   const index = new StreamIndex(backend, rebuiltBecause ? undefined : meta);
   if (rebuiltBecause) await index.reset(log.startPosition);
   let cursor = index.appliedPosition;
   let recordsReplayed = 0;
-  while (cursor < log.writtenPosition) {
+  while (replay === 'whole-log' && cursor < log.writtenPosition) {
     const records = await log.read(cursor, REPLAY_READ_BYTES);
     if (records.length === 0) break;
     for (const record of records) index.apply(record);
@@ -119,12 +119,13 @@ export async function recoverIndex(backend: IndexBackend, log: Log): Promise<Ind
  * Refills the idempotency window from the newest writes in the log (reading backwards), so a
  * client retrying across a restart is still recognised.
  */
-export async function recoverIdempotencyWindow(window: IdempotencyWindow, log: Log, nowMs: number): Promise<void> {
+export async function recoverIdempotencyWindow(window: IdempotencyWindow, log: Log, nowMs: number, appliedPosition: number): Promise<void> {
   const oldestKeptMicros = (nowMs - window.limits.maxAgeMs) * 1000;
   const collected: WrittenBatch[][] = [];
   const done = Promise.resolve();
   let events = 0;
-  let cursor = log.writtenPosition;
+  // Only applied (committed) writes: a retry must never be told that an uncommitted one succeeded.
+  let cursor = appliedPosition;
   scan: while (cursor > log.startPosition && events < window.limits.maxEvents) {
     const records = await log.readBackward(cursor, REPLAY_READ_BYTES);
     if (records.length === 0) break;

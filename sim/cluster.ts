@@ -1,0 +1,223 @@
+import type { Membership, Message, Status, TermRun } from '../src/consensus/types.js';
+import { Replica, type ReplicaUnsafeVariants } from '../src/cluster/replica.js';
+import type { RecordBody } from '../src/cluster/raft-log.js';
+import { MemoryFileSystem } from '../src/storage/memory-file-system.js';
+import { FencedFileSystem } from './fenced-file-system.js';
+import type { SimNetwork } from './network.js';
+import type { SimRandom } from './random.js';
+import type { Scheduler } from './scheduler.js';
+
+/** The simulated wall clock starts here, so event timestamps look like real ones. */
+export const SIM_EPOCH_MS = Date.UTC(2026, 0, 1);
+
+export interface ClusterObserver {
+  onStatus(node: string, incarnation: number, status: Status): void;
+  onApplied(node: string, incarnation: number, replica: Replica, index: number): void;
+  /** A live node stopped on a failed assertion or storage error (not a crash the simulator made). */
+  onNodeFailure(node: string, error: Error): void;
+  onFault(node: string, detail: string): void;
+  onTruncate(node: string, afterIndex: number, dropped: { runs: TermRun[]; lastIndex: number }, term: number): void;
+  onSend(node: string, message: Message<RecordBody>): void;
+  /** A node could not start from its disk. */
+  onStartFailure(node: string, error: Error): void;
+}
+
+export interface SimClusterConfig {
+  voters: string[];
+  learners: string[];
+  tickMs: number;
+  raft: { preVote: boolean; checkQuorum: boolean };
+  electionStorm: boolean;
+  writeTimeoutMs: number;
+  /** Per node: how fast its clock runs (1 = real time). */
+  clockRates: Map<string, number>;
+  diskLatencyMs: { min: number; max: number };
+  unsafe: ReplicaUnsafeVariants | undefined;
+}
+
+interface SimNode {
+  id: string;
+  disk: MemoryFileSystem;
+  fenced: FencedFileSystem | undefined;
+  replica: Replica | undefined;
+  incarnation: number;
+  up: boolean;
+  random: SimRandom;
+}
+
+/**
+ * The production replica (consensus core, log, store) of every node, over simulated disks,
+ * network and time. Crashes drop what a node had not fsynced; restarts recover from its disk.
+ */
+export class SimCluster {
+  private readonly nodes = new Map<string, SimNode>();
+  private uuidCounter = 0;
+  /** Election timeouts barely randomised (the simulator ends the storm when it heals the world). */
+  electionStorm: boolean;
+
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly network: SimNetwork<Message<RecordBody>>,
+    private readonly random: SimRandom,
+    private readonly config: SimClusterConfig,
+    private readonly observer: ClusterObserver,
+  ) {
+    this.electionStorm = config.electionStorm;
+    for (const id of [...config.voters, ...config.learners]) {
+      const node: SimNode = { id, disk: new MemoryFileSystem(), fenced: undefined, replica: undefined, incarnation: 0, up: false, random: random.fork(`node/${id}`) };
+      this.nodes.set(id, node);
+      network.register(id, (from, message) => {
+        if (node.up) node.replica?.receive(from, message);
+      });
+    }
+  }
+
+  get ids(): string[] {
+    return [...this.nodes.keys()];
+  }
+
+  get membership(): Membership {
+    return { voters: this.config.voters, learners: this.config.learners };
+  }
+
+  replicaOf(id: string): Replica | undefined {
+    const node = this.nodes.get(id);
+    return node?.up ? node.replica : undefined;
+  }
+
+  incarnationOf(id: string): number {
+    return this.nodes.get(id)!.incarnation;
+  }
+
+  isUp(id: string): boolean {
+    return this.nodes.get(id)!.up;
+  }
+
+  diskOf(id: string): MemoryFileSystem {
+    return this.nodes.get(id)!.disk;
+  }
+
+  async start(id: string): Promise<void> {
+    const node = this.nodes.get(id)!;
+    if (node.up) return;
+    node.incarnation++;
+    const incarnation = node.incarnation;
+    node.up = true;
+    this.network.up(id);
+    const fenced = new FencedFileSystem(node.disk);
+    node.fenced = fenced;
+    const rate = this.config.clockRates.get(id) ?? 1;
+    const alive = (): boolean => node.incarnation === incarnation && node.up;
+    const schedule = (delayMs: number, action: () => void): { cancel(): void } => {
+      const timer = this.scheduler.after(Math.max(0, Math.round(delayMs * rate)), () => {
+        if (alive()) action();
+      });
+      return { cancel: () => this.scheduler.cancel(timer) };
+    };
+    const diskRandom = node.random.fork(`disk/${incarnation}`);
+    try {
+      const replica = await Replica.open({
+        id,
+        membership: this.membership,
+        directory: `/${id}`,
+        fileSystem: fenced,
+        transport: {
+          send: (to, message) => {
+            if (!alive()) return;
+            this.observer.onSend(id, message);
+            this.network.send(id, to, message);
+          },
+        },
+        timers: { schedule, soon: (action) => schedule(0, action) },
+        // In an election storm the timeouts are barely spread, so candidacies collide.
+        random: () => (this.electionStorm ? node.random.next() * 0.25 : node.random.next()),
+        tickMs: this.config.tickMs,
+        raft: this.config.raft,
+        writeTimeoutMs: this.config.writeTimeoutMs,
+        store: {
+          indexBackend: 'memory',
+          clock: () => SIM_EPOCH_MS + this.scheduler.now,
+          newUuid: () => this.nextUuid(),
+          scheduleLogFlush: (flush) => {
+            const latency = diskRandom.between(this.config.diskLatencyMs.min, this.config.diskLatencyMs.max);
+            this.scheduler.after(latency, () => {
+              if (alive()) flush();
+            });
+          },
+        },
+        endpointOf: (leader) => ({ host: leader, port: 0 }),
+        onStatus: (status) => {
+          if (alive()) this.observer.onStatus(id, incarnation, status);
+        },
+        onTruncate: (afterIndex, dropped) => {
+          if (alive() && dropped && node.replica) this.observer.onTruncate(id, afterIndex, dropped, node.replica.raftStatus.term);
+        },
+        onApplied: (index) => {
+          if (alive() && node.replica) this.observer.onApplied(id, incarnation, node.replica, index);
+        },
+        onFault: (fault) => {
+          if (alive()) this.observer.onFault(id, `${fault.kind}: ${fault.detail}`);
+        },
+        onFailure: (error) => {
+          if (alive()) this.observer.onNodeFailure(id, error);
+        },
+        ...(this.config.unsafe ? { unsafe: this.config.unsafe } : {}),
+      });
+      if (!alive()) {
+        await replica.close().catch(() => undefined);
+        return;
+      }
+      node.replica = replica;
+    } catch (error) {
+      // A node that cannot start from its disk (a corrupted record before its durable tail) stays down.
+      if (alive()) {
+        node.up = false;
+        this.network.down(id);
+        this.observer.onStartFailure(id, error as Error);
+      }
+    }
+  }
+
+  /** Power loss: unsynced writes are lost (the last one maybe torn), the process is gone. */
+  crash(id: string, tearKeepFraction: number | undefined): void {
+    const node = this.nodes.get(id)!;
+    if (!node.up) return;
+    node.up = false;
+    node.fenced?.fence();
+    node.replica = undefined;
+    this.network.down(id);
+    node.disk.crash(tearKeepFraction === undefined ? {} : { tearLastWrite: { keepFraction: tearKeepFraction } });
+  }
+
+  /** Flips one bit in a stopped node's log (a latent disk error its CRCs must catch). */
+  async flipBitInLog(id: string, random: SimRandom): Promise<string | undefined> {
+    const node = this.nodes.get(id)!;
+    if (node.up) return undefined;
+    const directory = `/${id}/store/log`;
+    const segments = (await node.disk.list(directory)).filter((name) => name.startsWith('segment-'));
+    if (segments.length === 0) return undefined;
+    const name = random.pick(segments.sort());
+    const path = `${directory}/${name}`;
+    const file = await node.disk.open(path, { create: false });
+    const size = await file.size();
+    await file.close();
+    if (size === 0) return undefined;
+    const offset = random.int(size);
+    node.disk.flipByte(path, offset, 1 << random.int(8));
+    return `${path}@${offset}`;
+  }
+
+  async stopAll(): Promise<void> {
+    for (const node of this.nodes.values()) {
+      if (!node.up) continue;
+      node.up = false;
+      await node.replica?.close().catch(() => undefined);
+      node.replica = undefined;
+    }
+  }
+
+  private nextUuid(): string {
+    this.uuidCounter++;
+    return `00000000-0000-4000-8000-${this.uuidCounter.toString(16).padStart(12, '0')}`;
+  }
+}

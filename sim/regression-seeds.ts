@@ -1,0 +1,15 @@
+/**
+ * Seeds on which the simulator once found a bug, kept so the bug stays fixed. A seed replays the
+ * same run only with the simulator of its time; when the simulator changes, the scenario of each
+ * is also covered by a unit test (named here).
+ */
+export const REGRESSION_SEEDS: readonly { seed: number; bug: string }[] = [
+  {
+    seed: 128,
+    bug: 'a refused pre-vote echoed the term asked about, so every refused pre-candidate adopted it and two nodes raised terms forever without electing anyone (unit test: "Raft: pre-vote and check-quorum")',
+  },
+  {
+    seed: 30,
+    bug: 'a leader deposed by an append of a newer term truncated its log while the edge still believed it led (the status change is now carried out first)',
+  },
+];

@@ -1,0 +1,170 @@
+import type { Entry, EntryKind, Membership, TermRun } from '../consensus/types.js';
+import type { Log } from '../storage/log.js';
+import { RecordType, type LogRecord } from '../storage/record-frame.js';
+
+/**
+ * An entry's content as the log stores it: the record type and payload. The leader's own data
+ * entries also carry the sealed frame the store built, so appending them copies nothing.
+ */
+export interface RecordBody {
+  type: number;
+  payload: Uint8Array;
+  frame?: Uint8Array;
+}
+
+const RECENT_ENTRIES_MAX = 8192;
+const READ_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** What the replication core is started from, found by scanning the log. */
+export interface RaftLogState {
+  termRuns: TermRun[];
+  lastIndex: number;
+  configurations: { index: number; membership: Membership }[];
+}
+
+/**
+ * The event log seen as Raft's log: entry `i` is the `i`-th record, at the same byte position on
+ * every replica (the records are identical and written in the same order). Keeps the position of
+ * every index and the newest entries, so the leader ships recent entries without reading the disk.
+ */
+export class RaftLog {
+  /** positions[i] is where entry i starts; positions[0] is unused. */
+  private positions: number[] = [0];
+  private readonly recent = new Map<number, Entry<RecordBody>>();
+
+  private constructor(private readonly log: Log) {}
+
+  static async open(log: Log): Promise<{ raftLog: RaftLog; state: RaftLogState }> {
+    const raftLog = new RaftLog(log);
+    const termRuns: TermRun[] = [];
+    const configurations: { index: number; membership: Membership }[] = [];
+    let cursor = log.startPosition;
+    if (cursor !== 0) throw new Error(`the log starts at ${cursor}; a replica needs the whole log from position 0`);
+    while (cursor < log.writtenPosition) {
+      const records = await log.read(cursor, READ_CHUNK_BYTES);
+      if (records.length === 0) break;
+      for (const record of records) {
+        const expected = raftLog.positions.length;
+        if (record.index !== expected) {
+          throw new Error(`the log's record at ${record.position} has index ${record.index}, expected ${expected}: it is not a replicated log`);
+        }
+        raftLog.positions.push(record.position);
+        if (termRuns.length === 0 || termRuns.at(-1)!.term !== record.term) termRuns.push({ startIndex: record.index, term: record.term });
+        if (record.type === RecordType.Configuration) configurations.push({ index: record.index, membership: decodeMembership(record.payload) });
+      }
+      cursor = records.at(-1)!.end;
+    }
+    return { raftLog, state: { termRuns, lastIndex: raftLog.lastIndex, configurations } };
+  }
+
+  get lastIndex(): number {
+    return this.positions.length - 1;
+  }
+
+  positionOf(index: number): number {
+    const position = this.positions[index];
+    if (position === undefined || index === 0) throw new RangeError(`the log has no entry ${index} (last ${this.lastIndex})`);
+    return position;
+  }
+
+  /** Where entry `index` ends (0 for index 0). */
+  endOf(index: number): number {
+    if (index === 0) return 0;
+    if (index < this.lastIndex) return this.positions[index + 1]!;
+    if (index === this.lastIndex) return this.log.tailPosition;
+    throw new RangeError(`the log has no entry ${index} (last ${this.lastIndex})`);
+  }
+
+  /**
+   * Appends entries (contiguous after the last one); resolves once they are durable. Entries the
+   * core made itself (no-op, configuration) get their payload here.
+   */
+  append(entries: readonly Entry<RecordBody | undefined>[]): Promise<void> {
+    let durable: Promise<void> = Promise.resolve();
+    for (const entry of entries) {
+      if (entry.index !== this.lastIndex + 1) throw new Error(`appending entry ${entry.index} after ${this.lastIndex}: the log must stay contiguous`);
+      const body = entry.payload ?? bodyOf(entry.kind, entry.membership);
+      const ticket = body.frame ? this.log.appendFrame(body.frame, body.type, entry.term, entry.index) : this.log.append(body.type, entry.term, entry.index, body.payload);
+      this.positions.push(ticket.position);
+      this.remember({ index: entry.index, term: entry.term, kind: entry.kind, ...(entry.membership ? { membership: entry.membership } : {}), payload: body });
+      durable = ticket.durable;
+    }
+    return durable;
+  }
+
+  /** Removes every entry after `index` from the log. */
+  async truncateAfter(index: number): Promise<void> {
+    if (index >= this.lastIndex) return;
+    const position = this.positionOf(index + 1);
+    await this.log.truncateSuffix(position);
+    this.positions.length = index + 1;
+    for (const cached of [...this.recent.keys()]) if (cached > index) this.recent.delete(cached);
+  }
+
+  /** `count` entries from `fromIndex`, from memory when recent, else from the log. */
+  async entries(fromIndex: number, count: number): Promise<Entry<RecordBody>[]> {
+    const entries: Entry<RecordBody>[] = [];
+    let index = fromIndex;
+    let synced = false;
+    while (entries.length < count) {
+      const cached = this.recent.get(index);
+      if (cached) {
+        entries.push(cached);
+        index++;
+        continue;
+      }
+      const records = await this.log.read(this.positionOf(index), READ_CHUNK_BYTES);
+      if (records.length === 0) {
+        // Appended but not yet written to the file: wait for the flush once.
+        if (synced) throw new Error(`entry ${index} at ${this.positionOf(index)} cannot be read`);
+        await this.log.sync();
+        synced = true;
+        continue;
+      }
+      for (const record of records) {
+        if (entries.length === count) break;
+        if (record.index !== index) throw new Error(`expected entry ${index} at ${record.position}, found ${record.index}`);
+        entries.push(entryOf(record));
+        index++;
+      }
+    }
+    return entries;
+  }
+
+  private remember(entry: Entry<RecordBody>): void {
+    this.recent.set(entry.index, entry);
+    if (this.recent.size > RECENT_ENTRIES_MAX) {
+      const oldest = this.recent.keys().next().value;
+      if (oldest !== undefined) this.recent.delete(oldest);
+    }
+  }
+}
+
+function bodyOf(kind: EntryKind, membership: Membership | undefined): RecordBody {
+  if (kind === 'noop') return { type: RecordType.NoOp, payload: new Uint8Array(0) };
+  if (kind === 'config' && membership) return { type: RecordType.Configuration, payload: encodeMembership(membership) };
+  throw new Error(`a ${kind} entry needs a payload`);
+}
+
+function kindOf(type: number): EntryKind {
+  if (type === RecordType.NoOp) return 'noop';
+  if (type === RecordType.Configuration) return 'config';
+  return 'data';
+}
+
+export function entryOf(record: LogRecord): Entry<RecordBody> {
+  const kind = kindOf(record.type);
+  const entry: Entry<RecordBody> = { index: record.index, term: record.term, kind, payload: { type: record.type, payload: record.payload } };
+  if (kind === 'config') entry.membership = decodeMembership(record.payload);
+  return entry;
+}
+
+export function encodeMembership(membership: Membership): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ voters: membership.voters, learners: membership.learners }));
+}
+
+export function decodeMembership(payload: Uint8Array): Membership {
+  const parsed = JSON.parse(new TextDecoder().decode(payload)) as { voters?: unknown; learners?: unknown };
+  const ids = (value: unknown): string[] => (Array.isArray(value) ? value.filter((id): id is string => typeof id === 'string') : []);
+  return { voters: ids(parsed.voters), learners: ids(parsed.learners) };
+}
