@@ -1,4 +1,5 @@
 import type { Replica } from '../src/cluster/replica.js';
+import { quorumSize } from '../src/consensus/quorum.js';
 import type { Status, TermRun } from '../src/consensus/types.js';
 import type { AppendOperation, History, ReadOperation } from './history.js';
 
@@ -27,9 +28,14 @@ export class RaftInvariants {
   /** The term of the entry committed at each index, as the first node to apply it saw it. */
   private readonly committedTerms: number[] = [];
   private readonly acknowledged = new Map<string, { term: number; index: number }>();
+  /** term → voter → the candidate it voted for. */
+  private readonly votes = new Map<number, Map<string, string>>();
   elections = 0;
 
-  constructor(private readonly now: () => number) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly voters: readonly string[],
+  ) {}
 
   onStatus(node: string, _incarnation: number, status: Status): void {
     if (status.role !== 'leader') return;
@@ -37,6 +43,12 @@ export class RaftInvariants {
     if (existing === undefined) {
       this.leaderOfTerm.set(status.term, node);
       this.elections++;
+      // A leader holds a majority of the votes of its own term (its own among them).
+      let votes = 1;
+      for (const [voter, candidate] of this.votes.get(status.term) ?? []) if (candidate === node && voter !== node && this.voters.includes(voter)) votes++;
+      if (votes < quorumSize(this.voters.length)) {
+        this.violate('leader-has-votes-of-its-term', `${node} leads term ${status.term} with ${votes} vote(s) of that term; a majority of ${this.voters.length} is ${quorumSize(this.voters.length)}`);
+      }
     } else if (existing !== node) {
       this.violate('one-leader-per-term', `${existing} and ${node} both lead term ${status.term}`);
     }
@@ -66,8 +78,19 @@ export class RaftInvariants {
    * No node ever drops a committed entry: the entries it drops must differ (in term) from the ones
    * committed at those indexes. Dropping its own stale, uncommitted entries is what Raft does.
    */
-  /** Notes what each node acknowledged to the leader of a term. */
-  onSend(node: string, message: { kind: string; term: number; success?: boolean; matchIndex?: number }): void {
+  /**
+   * Notes the votes each node casts (at most one candidate per term) and what each node
+   * acknowledged to the leader of a term.
+   */
+  onSend(node: string, to: string, message: { kind: string; term: number; success?: boolean; matchIndex?: number; granted?: boolean; preVote?: boolean }): void {
+    if (message.kind === 'vote-response' && message.granted && !message.preVote) {
+      const votes = this.votes.get(message.term) ?? new Map<string, string>();
+      const earlier = votes.get(node);
+      if (earlier !== undefined && earlier !== to) this.violate('one-vote-per-term', `${node} voted for ${earlier} and for ${to} in term ${message.term}`);
+      votes.set(node, to);
+      this.votes.set(message.term, votes);
+      return;
+    }
     if (message.kind !== 'append-response' || !message.success || message.matchIndex === undefined) return;
     const last = this.acknowledged.get(node);
     if (!last || last.term !== message.term || last.index < message.matchIndex) {

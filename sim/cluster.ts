@@ -17,7 +17,7 @@ export interface ClusterObserver {
   onNodeFailure(node: string, error: Error): void;
   onFault(node: string, detail: string): void;
   onTruncate(node: string, afterIndex: number, dropped: { runs: TermRun[]; lastIndex: number }, term: number): void;
-  onSend(node: string, message: Message<RecordBody>): void;
+  onSend(node: string, to: string, message: Message<RecordBody>): void;
   /** A node could not start from its disk. */
   onStartFailure(node: string, error: Error): void;
 }
@@ -124,7 +124,7 @@ export class SimCluster {
         transport: {
           send: (to, message) => {
             if (!alive()) return;
-            this.observer.onSend(id, message);
+            this.observer.onSend(id, to, message);
             this.network.send(id, to, message);
           },
         },

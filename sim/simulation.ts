@@ -122,7 +122,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const network = new SimNetwork<Message<RecordBody>>(scheduler, random.fork('network'), networkFaults);
   const clockRates = new Map<string, number>();
   for (const id of [...voters, ...learners]) clockRates.set(id, classes.clockSkew ? setup.between(80, 125) / 100 : 1);
-  const invariants = new RaftInvariants(() => scheduler.now);
+  const invariants = new RaftInvariants(() => scheduler.now, voters);
   const nodeFailures: Violation[] = [];
   const corrupted = new Set<string>();
   const cluster = new SimCluster(
@@ -150,7 +150,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         note(`${node} truncates after ${afterIndex}`);
         invariants.onTruncate(node, afterIndex, dropped, term);
       },
-      onSend: (node, message) => invariants.onSend(node, message),
+      onSend: (node, to, message) => invariants.onSend(node, to, message),
       onApplied: (node, incarnation, replica, index) => invariants.onApplied(node, incarnation, replica, index),
       onNodeFailure: (node, error) => {
         note(`${node} FAILED: ${error.message}`);
@@ -338,7 +338,15 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   }
   violations.unshift(...invariants.violations, ...nodeFailures);
   const simulatedMs = scheduler.now;
-  await cluster.stopAll();
+  // Closing flushes through the simulated disk, whose completions are scheduler events: keep
+  // the scheduler running until every node is closed.
+  let closed = false;
+  void cluster.stopAll().finally(() => (closed = true));
+  try {
+    await scheduler.runWhile(() => !closed, scheduler.now + 60_000, { maxEvents: MAX_EVENTS_PER_PHASE });
+  } catch {
+    // A livelocked run may not close cleanly; its report already says why.
+  }
   return {
     seed: options.seed,
     variant: options.variant,

@@ -9,6 +9,7 @@ import { LogCorruptionError } from '../storage/errors.js';
 import { readFileSync } from 'node:fs';
 import { resolveConfiguration } from '../server/configuration.js';
 import { createServerLogger, logStartup } from '../server/logger.js';
+import { startClusterNode } from '../server/cluster-node.js';
 import { startNode } from '../server/node.js';
 import { CHRONICLE_VERSION } from '../server/version.js';
 
@@ -133,7 +134,7 @@ async function runServer(args: string[]): Promise<void> {
   }
   const { logger, close } = createServerLogger({ level: configuration.logLevel, logDirectory: configuration.logDirectory });
   logStartup(logger, configuration, sources);
-  const node = await startNode(configuration, logger);
+  const node = configuration.clusterSize > 1 ? await startClusterNode(configuration, logger) : await startNode(configuration, logger);
   const onSignal = (signal: NodeJS.Signals) => {
     logger.info({ signal }, `received ${signal}`);
     void node.stop();
@@ -143,6 +144,7 @@ async function runServer(args: string[]): Promise<void> {
   await node.stopped;
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
+  if (node.exitCode !== undefined) process.exitCode = node.exitCode;
   close();
 }
 

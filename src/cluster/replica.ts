@@ -43,7 +43,7 @@ export interface ReplicaOptions {
   random: () => number;
   /** One Raft tick; election and heartbeat timeouts are counted in ticks. */
   tickMs?: number;
-  raft?: Partial<Pick<RaftOptions, 'electionTicks' | 'heartbeatTicks' | 'maxEntriesPerAppend' | 'maxInflightAppends' | 'maxAutoTruncateEntries' | 'preVote' | 'checkQuorum'>>;
+  raft?: Partial<Pick<RaftOptions, 'electionTicks' | 'heartbeatTicks' | 'maxEntriesPerAppend' | 'maxBytesPerAppend' | 'maxInflightAppends' | 'maxAutoTruncateEntries' | 'preVote' | 'checkQuorum'>>;
   /** A write not committed within this long fails with "no quorum" (its outcome is then unknown). */
   writeTimeoutMs?: number;
   /** What the store needs besides its log: limits, clock, index backend... */
@@ -69,6 +69,8 @@ const DEFAULT_RAFT = {
   maxEntriesPerAppend: 256,
   maxInflightAppends: 16,
   maxAutoTruncateEntries: 100_000,
+  // Well under the transport's frame limit (256 MiB), and small enough to keep a pipeline moving.
+  maxBytesPerAppend: 4 * 1024 * 1024,
   preVote: true,
   checkQuorum: true,
 };
@@ -156,6 +158,10 @@ export class Replica {
               if (!committerTarget.replica) throw new NotLeaderError('the node is still starting', undefined);
               return committerTarget.replica.propose(type, frame);
             },
+            admitWrite: () => {
+              if (!committerTarget.replica) return Promise.reject(new NotLeaderError('the node is still starting', undefined));
+              return committerTarget.replica.admitWrite();
+            },
           };
         },
       },
@@ -186,7 +192,15 @@ export class Replica {
     const hardState = savedHardState ?? { term: lastTerm, votedFor: undefined };
     if (hardState.term < lastTerm) throw new Error(`the saved term ${hardState.term} is older than the log's last term ${lastTerm}: the Raft state does not belong to this log`);
     const core = new RaftNode<RecordBody>(
-      { ...DEFAULT_RAFT, ...options.raft, id: options.id, random: options.random, ...(options.unsafe ? { unsafe: options.unsafe } : {}) },
+      {
+        ...DEFAULT_RAFT,
+        ...options.raft,
+        id: options.id,
+        random: options.random,
+        // Entries the core made this turn (a new term's no-op) are not written yet: small, count them as 0.
+        entryBytes: (index) => (index <= raftLog.lastIndex ? raftLog.endOf(index) - raftLog.positionOf(index) : 0),
+        ...(options.unsafe ? { unsafe: options.unsafe } : {}),
+      },
       { hardState, termRuns: state.termRuns, lastIndex: state.lastIndex, configurations: state.configurations, bootstrap: options.membership, committedIndex: appliedIndex },
     );
     return new Replica(options, store, core, raftLog, hardStateFile, appliedIndex);
@@ -458,6 +472,20 @@ export class Replica {
     else read.resolve();
   }
 
+  /**
+   * Resolves when this node takes writes. A leader still taking over, or a node that knows no
+   * leader yet, waits up to the write timeout; a follower answers at once with where the leader is.
+   */
+  async admitWrite(): Promise<void> {
+    if (this.writable) return;
+    const leader = this.status.leader;
+    if (leader !== undefined && leader !== this.options.id) throw this.notLeader('this node is a follower; writes go to the leader');
+    if (await this.waitUntilWritable(this.writeTimeoutMs)) return;
+    const now = this.status.leader;
+    if (now !== undefined && now !== this.options.id) throw this.notLeader('this node is a follower; writes go to the leader');
+    throw new NoQuorumError(`no leader was elected within ${this.writeTimeoutMs} ms: fewer than a quorum of the cluster's nodes can reach each other`);
+  }
+
   /** Waits (bounded) until this node takes writes; false if it does not within `timeoutMs`. */
   waitUntilWritable(timeoutMs: number): Promise<boolean> {
     if (this.writable) return Promise.resolve(true);
@@ -501,6 +529,12 @@ export class Replica {
 
   get leaderId(): NodeId | undefined {
     return this.status.leader;
+  }
+
+  /** Where clients reach the leader, when another node leads and its endpoint is known. */
+  get leaderEndpoint(): { host: string; port: number } | undefined {
+    const leader = this.status.leader;
+    return leader !== undefined && leader !== this.options.id ? this.options.endpointOf?.(leader) : undefined;
   }
 
   /** The term of a local index (for checkers). */

@@ -27,6 +27,10 @@ export interface RaftOptions {
   electionTicks: number;
   heartbeatTicks: number;
   maxEntriesPerAppend: number;
+  /** An append carries entries up to about this many bytes (at least one entry), when `entryBytes` is given. */
+  maxBytesPerAppend?: number;
+  /** The size of a local entry: a read of the caller's index of positions, synchronous and cheap. */
+  entryBytes?: (index: number) => number;
   /** Appends sent to one follower and not yet acknowledged, at most. */
   maxInflightAppends: number;
   /**
@@ -668,7 +672,7 @@ export class RaftNode<P> {
     if (progress.state === 'probe' ? progress.probeSent : progress.inflight.length >= this.options.maxInflightAppends) return false;
     const lastIndex = this.log.lastIndex;
     const prevIndex = progress.next - 1;
-    const count = Math.max(0, Math.min(this.options.maxEntriesPerAppend, lastIndex - prevIndex));
+    const count = this.appendCount(prevIndex, lastIndex);
     if (count === 0) {
       const probing = progress.state === 'probe' && (probeAnyway || progress.match < prevIndex);
       const commitNews = progress.commitSent < Math.min(this.commitIndex, progress.match);
@@ -758,6 +762,23 @@ export class RaftNode<P> {
       this.fillPipeline(from);
     }
     this.confirmReads(from, response.readRound);
+  }
+
+  /** How many entries after `prevIndex` one append carries: by count, and by bytes when sizes are known. */
+  private appendCount(prevIndex: number, lastIndex: number): number {
+    const byCount = Math.max(0, Math.min(this.options.maxEntriesPerAppend, lastIndex - prevIndex));
+    const entryBytes = this.options.entryBytes;
+    const maxBytes = this.options.maxBytesPerAppend;
+    if (!entryBytes || maxBytes === undefined || byCount <= 1) return byCount;
+    let bytes = entryBytes(prevIndex + 1);
+    let count = 1;
+    while (count < byCount) {
+      const next = entryBytes(prevIndex + count + 1);
+      if (bytes + next > maxBytes) break;
+      bytes += next;
+      count++;
+    }
+    return count;
   }
 
   /**

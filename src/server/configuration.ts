@@ -44,6 +44,10 @@ export interface ServerConfiguration {
   readonly gossipSeeds: readonly GossipSeed[];
   readonly clusterDns: string | null;
   readonly clusterGossipPort: number;
+  readonly clusterDnsServer: GossipSeed | null;
+  readonly clusterFormTimeoutMs: number;
+  readonly clusterFormMandatory: boolean;
+  readonly writeTimeoutMs: number;
   readonly insecure: boolean;
   /** PEM certificate (and chain) of the external interface; TLS is on when it is set and `insecure` is not. */
   readonly certificateFile: string | null;
@@ -138,7 +142,6 @@ interface ConfigPath {
 // The command line
 
 function pendingNote(feature: PendingFeature | undefined): string {
-  if (feature === 'cluster') return ' [cluster]';
   if (feature !== undefined) return ` [takes effect when the ${feature} lands]`;
   return '';
 }
@@ -151,8 +154,7 @@ ExtHttpPort: 2113 is accepted too).
 Precedence, option by option: command line > environment > config file > defaults.
 Booleans take true, false, 1 or 0; a boolean flag alone means true.
 
-Options marked [cluster] are accepted and checked now and take effect when the
-cluster lands; until then the node runs alone.`;
+With --cluster-size above 1 the node runs as a member of a cluster (docs/operations.md).`;
 
 const HELP_WIDTH_COLUMNS = 100;
 

@@ -1,12 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { GrpcServer } from '../api/grpc/grpc-server.js';
-import { newInstanceId, registerNodeServices } from '../api/grpc/node-services.js';
-import { registerStreamsService } from '../api/grpc/streams-service.js';
-import { registerStreamsV2Service } from '../api/grpc/streams-v2-service.js';
+import { newInstanceId } from '../api/grpc/node-services.js';
 import { EventStore } from '../store/event-store.js';
 import type { ServerConfiguration } from './configuration.js';
+import { createExternalInterface, loadTls } from './external-interface.js';
 import { PROTOCOL_COMPATIBILITY_VERSION } from './version.js';
 
 export interface RunningNode {
@@ -17,20 +14,16 @@ export interface RunningNode {
   stop(): Promise<void>;
   /** Resolves when the node has stopped, whoever asked it to. */
   readonly stopped: Promise<void>;
+  /** Set when the node stopped because of a failure: the process exits with it. */
+  readonly exitCode?: number;
 }
-
-/**
- * The largest request message read. Independent of (and well above) the append limit, so that
- * an oversized append is read and refused with the error the clients map to "maximum append
- * size exceeded" instead of failing the whole BatchAppend stream it shares with other appends.
- */
-const MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Starts a single node: opens the store (on disk or in memory), serves the KurrentDB gRPC
  * protocol on the external interface, and stops cleanly when asked (or on Operations.Shutdown).
  */
 export async function startNode(configuration: ServerConfiguration, logger: Logger): Promise<RunningNode> {
+  const tls = await loadTls(configuration);
   const store = await EventStore.open(
     configuration.memDb
       ? { inMemory: true, maxAppendSizeBytes: configuration.maxAppendSizeBytes, log: (message) => logger.info(message) }
@@ -39,19 +32,7 @@ export async function startNode(configuration: ServerConfiguration, logger: Logg
   let stopping: Promise<void> | undefined;
   let markStopped!: () => void;
   const stopped = new Promise<void>((resolveStopped) => (markStopped = resolveStopped));
-  const tls =
-    !configuration.insecure && configuration.certificateFile && configuration.certificatePrivateKeyFile
-      ? { certificate: await readFile(configuration.certificateFile), privateKey: await readFile(configuration.certificatePrivateKeyFile) }
-      : undefined;
-  if (!configuration.insecure && !tls) {
-    await store.close();
-    throw new Error('TLS needs --certificate-file and --certificate-private-key-file (or run with --insecure)');
-  }
-  const server = new GrpcServer({
-    ...(tls ? { tls } : {}),
-    maxReceiveMessageBytes: Math.max(MAX_RECEIVE_MESSAGE_BYTES, configuration.maxAppendSizeBytes * 2),
-    onInternalError: (error, path) => logger.error({ err: error, path }, 'a call failed with an internal error'),
-  });
+  let port = configuration.extHttpPort;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       logger.info('stopping: no new calls; writes in flight finish, then the store is flushed and closed');
@@ -62,12 +43,8 @@ export async function startNode(configuration: ServerConfiguration, logger: Logg
     })();
     return stopping;
   };
-  registerStreamsService(server, store, { maxAppendSizeBytes: configuration.maxAppendSizeBytes });
-  registerStreamsV2Service(server, store);
-  let port = configuration.extHttpPort;
-  registerNodeServices(
-    server,
-    {
+  const server = createExternalInterface(configuration, logger, store, tls, {
+    identity: {
       instanceId: newInstanceId(),
       advertisedHost: configuration.extIp,
       get advertisedPort() {
@@ -75,8 +52,8 @@ export async function startNode(configuration: ServerConfiguration, logger: Logg
       },
       version: PROTOCOL_COMPATIBILITY_VERSION,
     },
-    configuration.insecure ? () => void stop() : undefined,
-  );
+    requestShutdown: configuration.insecure ? () => void stop() : undefined,
+  });
   try {
     const address = await server.listen(configuration.extIp, configuration.extHttpPort);
     port = address.port;

@@ -62,6 +62,18 @@ export function parseHostName(text: string): Parsed<string> {
   return valid(text);
 }
 
+/** A number of milliseconds, from 0 to a day. */
+export function parseMilliseconds(text: string): Parsed<number> {
+  const value = DIGITS.test(text) ? Number(text) : NaN;
+  if (!(Number.isSafeInteger(value) && value >= 0 && value <= 86_400_000)) return invalid(`'${text}' is not a number of milliseconds (0 to 86400000)`);
+  return valid(value);
+}
+
+/** One `host:port`. */
+export function parseSingleEndpoint(text: string): Parsed<GossipSeed> {
+  return parseEndpoint(text.trim());
+}
+
 function parseEndpoint(entry: string): Parsed<GossipSeed> {
   const bracketed = /^\[([^\]]*)\]:([^:]*)$/.exec(entry);
   let host: string;

@@ -10,7 +10,9 @@ import {
   parseHostName,
   parseIpAddress,
   parseLogLevel,
+  parseMilliseconds,
   parsePort,
+  parseSingleEndpoint,
   type Parsed,
 } from './setting-values.js';
 
@@ -23,7 +25,7 @@ import {
 export type SettingKey = Exclude<keyof ServerConfiguration, 'configFile'>;
 
 /** A feature a setting waits for: it is accepted and checked now, and acts once the feature lands. */
-export type PendingFeature = 'cluster' | 'legacy TCP protocol';
+export type PendingFeature = 'legacy TCP protocol';
 
 export interface SettingDefinition<K extends SettingKey = SettingKey> {
   key: K;
@@ -106,7 +108,6 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     description: 'IP address of the internal interface (replication and gossip between nodes)',
     defaultValue: '127.0.0.1',
     defaultText: '127.0.0.1',
-    pendingFeature: 'cluster',
     parse: parseIpAddress,
   },
   extIp: {
@@ -127,7 +128,6 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     description: 'internal TCP port: replication between nodes',
     defaultValue: 1112,
     defaultText: '1112',
-    pendingFeature: 'cluster',
     parse: parsePort,
   },
   extTcpPort: {
@@ -149,7 +149,6 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     description: 'internal HTTP port: gossip between nodes',
     defaultValue: 2112,
     defaultText: '2112',
-    pendingFeature: 'cluster',
     parse: parsePort,
   },
   extHttpPort: {
@@ -170,7 +169,6 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     description: 'number of voting nodes in the cluster, odd (1, 3, 5...)',
     defaultValue: 1,
     defaultText: '1',
-    pendingFeature: 'cluster',
     parse: parseClusterSize,
   },
   discoverViaDns: {
@@ -181,7 +179,6 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     description: 'find the other nodes through --cluster-dns; false: through --gossip-seed',
     defaultValue: true,
     defaultText: 'true',
-    pendingFeature: 'cluster',
     parse: parseBoolean,
   },
   gossipSeeds: {
@@ -192,7 +189,6 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     description: "other nodes' internal HTTP endpoints, comma-separated (the flag may repeat)",
     defaultValue: [],
     defaultText: 'none',
-    pendingFeature: 'cluster',
     parse: parseGossipSeeds,
   },
   clusterDns: {
@@ -203,7 +199,6 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     description: 'DNS name that resolves to the addresses of all the nodes',
     defaultValue: null,
     defaultText: 'none',
-    pendingFeature: 'cluster',
     parse: parseHostName,
   },
   clusterGossipPort: {
@@ -215,8 +210,47 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     // Resolved to this node's own internal HTTP port: the nodes of a cluster usually share ports.
     defaultValue: 2112,
     defaultText: 'the --int-http-port',
-    pendingFeature: 'cluster',
     parse: parsePort,
+  },
+  clusterDnsServer: {
+    key: 'clusterDnsServer',
+    flag: 'cluster-dns-server',
+    kind: 'value',
+    valueName: '<host:port>',
+    description: 'DNS server that resolves --cluster-dns (a private or test server); default: the system resolver',
+    defaultValue: null,
+    defaultText: 'the system resolver',
+    parse: parseSingleEndpoint,
+  },
+  clusterFormTimeoutMs: {
+    key: 'clusterFormTimeoutMs',
+    flag: 'cluster-form-timeout',
+    kind: 'value',
+    valueName: '<ms>',
+    description: 'how long to wait at start-up for the cluster to elect a leader before warning (or, with --cluster-form-mandatory, exiting)',
+    defaultValue: 30_000,
+    defaultText: '30000',
+    parse: parseMilliseconds,
+  },
+  clusterFormMandatory: {
+    key: 'clusterFormMandatory',
+    flag: 'cluster-form-mandatory',
+    kind: 'boolean',
+    valueName: BOOLEAN_VALUE,
+    description: 'exit with an error if the cluster does not form within --cluster-form-timeout',
+    defaultValue: false,
+    defaultText: 'false',
+    parse: parseBoolean,
+  },
+  writeTimeoutMs: {
+    key: 'writeTimeoutMs',
+    flag: 'write-timeout-ms',
+    kind: 'value',
+    valueName: '<ms>',
+    description: 'in a cluster, a write not committed on a quorum within this long fails with "no quorum" (its outcome unknown)',
+    defaultValue: 5000,
+    defaultText: '5000',
+    parse: parseMilliseconds,
   },
   insecure: {
     key: 'insecure',

@@ -21,6 +21,11 @@ export interface Committer {
    * seals it with the term and index it assigns. Proposals commit in the order they are made.
    */
   propose(type: number, frame: Uint8Array): Proposal;
+  /**
+   * Resolves when this node may decide a write now; rejects (not leader, no quorum) when it may
+   * not. A cluster waits here, boundedly, while a new leader finishes taking over.
+   */
+  admitWrite?(): Promise<void>;
 }
 
 /** A cluster of one: a record is committed when the local log has it durably. */

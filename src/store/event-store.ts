@@ -217,6 +217,16 @@ export class EventStore {
     }
   }
 
+  /**
+   * In a cluster, a write is decided only by a leader that has applied everything committed
+   * before its term: elsewhere it fails ("not leader", with where the leader is) before it is
+   * checked against state that may be stale. A single node always admits.
+   */
+  private async admitWrite(): Promise<void> {
+    if (this.committer.admitWrite) await this.committer.admitWrite();
+    this.assertUsable();
+  }
+
   private now(): number {
     return (this.options.clock ?? Date.now)();
   }
@@ -234,6 +244,7 @@ export class EventStore {
   }
 
   private async append(stream: string, expected: ExpectedState, prepared: PreparedEvent[]): Promise<AppendResult> {
+    await this.admitWrite();
     if (prepared.length === 0) {
       const view = this.latestView(stream);
       if (view.tombstoned) throw new StreamDeletedError(stream);
@@ -310,6 +321,7 @@ export class EventStore {
     let total = 0;
     for (const request of parsed) for (const event of request.prepared) total += event.data.byteLength + event.metadata.byteLength;
     if (total > this.limits.maxAppendSizeBytes) throw new MaximumAppendSizeExceededError(total, this.limits.maxAppendSizeBytes, 'the multi-stream append');
+    await this.admitWrite();
     const plans = parsed.map((request) => ({ request, plan: this.planAppend(request.stream, request.expected, request.prepared) }));
     const retries = plans.filter(({ plan }) => plan.kind === 'retry');
     if (retries.length === plans.length) {
@@ -616,6 +628,7 @@ export class EventStore {
     validateUserWritableStream(stream);
     if (isMetastream(stream)) throw new InvalidArgumentError(`a metadata stream ('${stream}') cannot be deleted; delete '${streamOfMetastream(stream)}'`);
     const expected = parseExpectedState(options.expectedState);
+    await this.admitWrite();
     const view = this.latestView(stream);
     if (view.tombstoned) throw new StreamDeletedError(stream);
     if (!expectedStateHolds(expected, view)) throw wrongExpectedVersion(stream, expected, view, 'delete');
@@ -631,6 +644,7 @@ export class EventStore {
     validateUserWritableStream(stream);
     if (isMetastream(stream)) throw new InvalidArgumentError(`a metadata stream ('${stream}') cannot be tombstoned; tombstone '${streamOfMetastream(stream)}'`);
     const expected = parseExpectedState(options.expectedState);
+    await this.admitWrite();
     const view = this.latestView(stream);
     if (view.tombstoned) throw new StreamDeletedError(stream);
     if (!expectedStateHolds(expected, view)) throw wrongExpectedVersion(stream, expected, view, 'tombstone');

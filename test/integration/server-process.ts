@@ -101,9 +101,23 @@ export class ServerProcess {
     const security = options.tls
       ? ['--certificate-file', options.tls.certificateFile, '--certificate-private-key-file', options.tls.privateKeyFile]
       : ['--insecure'];
-    const args = [CHRONICLE_BIN, ...security, '--ext-ip', '127.0.0.1', '--ext-http-port', String(port)];
+    const args = [...security, '--ext-ip', '127.0.0.1', '--ext-http-port', String(port)];
     args.push(...(options.db !== undefined ? ['--db', options.db] : ['--mem-db']));
     args.push(...(options.extraArgs ?? []));
+    return ServerProcess.spawnAndWait(args, '127.0.0.1', port, options);
+  }
+
+  /**
+   * Runs `chronicle` with exactly these arguments (a command line from the docs, with our binary)
+   * and waits until it listens for clients on `host:port`.
+   */
+  static async startCommandLine(args: readonly string[], host: string, port: number): Promise<ServerProcess> {
+    installExitHooks();
+    return ServerProcess.spawnAndWait(args, host, port, { port });
+  }
+
+  private static async spawnAndWait(chronicleArgs: readonly string[], host: string, port: number, options: ServerStartOptions): Promise<ServerProcess> {
+    const args = [CHRONICLE_BIN, ...chronicleArgs];
     // The node reads CHRONICLE_* variables as settings (and refuses unknown ones): pass none of them.
     const environment = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CHRONICLE_') && key !== 'NODE_TEST_CONTEXT'));
     const child = spawn(process.execPath, args, { cwd: REPOSITORY_ROOT, env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -113,7 +127,7 @@ export class ServerProcess {
     }
     const server = new ServerProcess(child, child.pid, port, options);
     running.add(server);
-    const listening = `"msg":"listening for clients on 127.0.0.1:${port}"`;
+    const listening = `"msg":"listening for clients on ${host}:${port}"`;
     const ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`chronicle did not report listening on port ${port} within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
       const onLine = (line: string) => {
@@ -206,7 +220,8 @@ export class ServerProcess {
     this.signal('SIGKILL');
   }
 
-  private signal(signal: NodeJS.Signals): void {
+  /** Sends a signal to the process (SIGSTOP pauses it, SIGCONT resumes it). */
+  signal(signal: NodeJS.Signals): void {
     if (this.exitInfo) return;
     try {
       process.kill(this.pid, signal);

@@ -11,8 +11,8 @@ const SEED_BOUND: Record<BrokenVariant, number> = {
   'apply-uncommitted': 50,
   'follower-uncommitted-reads': 60,
   'truncate-committed': 50,
-  'skip-vote-fsync': 250,
-  'ignore-vote-terms': 400,
+  'skip-vote-fsync': 150,
+  'ignore-vote-terms': 250,
 };
 
 describe('broken variants are caught by the simulator', () => {

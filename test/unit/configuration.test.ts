@@ -80,6 +80,10 @@ const EXAMPLES: { flag: string; text: string; key: SettingKey; value: unknown; w
   },
   { flag: 'cluster-dns', text: 'mydomain.com', key: 'clusterDns', value: 'mydomain.com' },
   { flag: 'cluster-gossip-port', text: '2114', key: 'clusterGossipPort', value: 2114 },
+  { flag: 'cluster-dns-server', text: '127.0.0.1:5353', key: 'clusterDnsServer', value: { host: '127.0.0.1', port: 5353 } },
+  { flag: 'cluster-form-timeout', text: '10000', key: 'clusterFormTimeoutMs', value: 10000 },
+  { flag: 'cluster-form-mandatory', text: 'true', key: 'clusterFormMandatory', value: true },
+  { flag: 'write-timeout-ms', text: '2000', key: 'writeTimeoutMs', value: 2000 },
   { flag: 'insecure', text: 'true', key: 'insecure', value: true },
   { flag: 'certificate-file', text: 'certs/node.crt', key: 'certificateFile', value: 'certs/node.crt' },
   { flag: 'certificate-private-key-file', text: 'certs/node.key', key: 'certificatePrivateKeyFile', value: 'certs/node.key' },
@@ -108,6 +112,10 @@ describe('server configuration: defaults', () => {
       gossipSeeds: [],
       clusterDns: null,
       clusterGossipPort: 2112,
+      clusterDnsServer: null,
+      clusterFormTimeoutMs: 30_000,
+      clusterFormMandatory: false,
+      writeTimeoutMs: 5000,
       insecure: false,
       certificateFile: null,
       certificatePrivateKeyFile: null,
@@ -423,21 +431,12 @@ describe('server configuration: --help and --version', () => {
     assert.match(help, /command line > environment > config file > defaults/);
   });
 
-  it('--help says the cluster options take effect when the cluster lands, and marks each of them', () => {
+  it('--help points cluster users to the operations guide and marks only what still waits (the legacy TCP port)', () => {
     const help = helpOf(['--help']);
-    assert.match(help, /take effect when the\s+cluster lands/);
-    const clusterSettings = SETTING_LIST.filter((setting) => setting.pendingFeature === 'cluster');
-    assert.deepEqual(clusterSettings.map((setting) => setting.flag).sort(), [
-      'cluster-dns',
-      'cluster-gossip-port',
-      'cluster-size',
-      'discover-via-dns',
-      'gossip-seed',
-      'int-http-port',
-      'int-ip',
-      'int-tcp-port',
-    ]);
-    assert.equal(help.match(/\[cluster\]/g)?.length, clusterSettings.length + 1);
+    assert.match(help, /--cluster-size above 1 the node runs as a member of a cluster/);
+    const pending = SETTING_LIST.filter((setting) => setting.pendingFeature !== undefined).map((setting) => setting.flag);
+    assert.deepEqual(pending, ['ext-tcp-port']);
+    assert.doesNotMatch(help, /\[cluster\]/);
   });
 
   it('-h is --help, and help wins over other options', () => {
@@ -461,7 +460,7 @@ describe('server logger and start-up summary', () => {
     for (const cleanup of cleanups) await cleanup();
   });
 
-  it('the summary holds every setting, where the set ones came from, and which wait for the cluster', () => {
+  it('the summary holds every setting, where the set ones came from, and which still wait for a feature (none of these)', () => {
     const { configuration, sources } = resolved({
       argv: ['--cluster-size', '3', '--gossip-seed', '[::1]:2112', '--discover-via-dns=false'],
       env: { CHRONICLE_EXT_HTTP_PORT: '4000' },
@@ -476,7 +475,7 @@ describe('server logger and start-up summary', () => {
       discoverViaDns: '--discover-via-dns',
       gossipSeeds: '--gossip-seed',
     });
-    assert.deepEqual(summary.notYetInEffect, { clusterSize: 'cluster', discoverViaDns: 'cluster', gossipSeeds: 'cluster' });
+    assert.deepEqual(summary.notYetInEffect, {});
     assert.doesNotMatch(JSON.stringify(summary), /\n/);
   });
 

@@ -1,4 +1,4 @@
-import { ChronicleError, GrpcStatus, StreamDeletedError, WrongExpectedVersionError, MaximumAppendSizeExceededError } from '../../errors.js';
+import { ChronicleError, GrpcStatus, NotLeaderError, StreamDeletedError, WrongExpectedVersionError, MaximumAppendSizeExceededError } from '../../errors.js';
 import type { ExpectedState } from '../../store/expected-state.js';
 
 /** An error that already knows its gRPC status (transport-level problems, protocol misuse). */
@@ -27,6 +27,11 @@ export interface GrpcErrorReply {
  */
 export function toGrpcError(error: unknown): GrpcErrorReply {
   if (error instanceof GrpcCallError) return { grpcStatus: error.grpcStatus, message: error.message, trailers: error.trailers };
+  if (error instanceof NotLeaderError && !error.leader) {
+    // The clients need the leader's endpoint with "not-leader" (they crash without it): when no
+    // leader is known there is nowhere to send them, so this is "unavailable, retry".
+    return { grpcStatus: GrpcStatus.Unavailable, message: error.message, trailers: {} };
+  }
   if (error instanceof ChronicleError) {
     const mapping = error.mapping;
     const trailers: Record<string, string> = {};
@@ -39,6 +44,9 @@ export function toGrpcError(error: unknown): GrpcErrorReply {
       if (error.actual.kind === 'revision') trailers['actual-version'] = String(error.actual.revision);
     } else if (error instanceof StreamDeletedError) {
       trailers['stream-name'] = headerSafe(error.stream);
+    } else if (error instanceof NotLeaderError && error.leader) {
+      trailers['leader-endpoint-host'] = error.leader.host;
+      trailers['leader-endpoint-port'] = String(error.leader.port);
     } else if (error instanceof MaximumAppendSizeExceededError) {
       trailers['maximum-append-size'] = String(error.maxAppendSizeBytes);
     }

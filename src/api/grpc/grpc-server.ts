@@ -66,6 +66,8 @@ export interface GrpcServerOptions {
   fallback?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
   /** Reports handler failures that are not the caller's fault. */
   onInternalError?: (error: unknown, path: string) => void;
+  /** Decides, before a call runs, whether this node may serve it (throws the error to answer with). */
+  admit?: (context: CallContext) => void;
 }
 
 const GRPC_CONTENT_TYPE = /^application\/grpc(\+proto)?(;.*)?$/;
@@ -215,6 +217,12 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
 
   run(): void {
     const method = this.method;
+    try {
+      this.options.admit?.(this.context);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
     let done: Promise<void>;
     if (method.kind === 'bidi') {
       done = method.handle(this.requests(), this, this.context);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { GrpcServer } from './grpc-server.js';
 import Long from 'long';
+import { InvalidArgumentError } from '../../errors.js';
 import { codecOf, createdTicks, uuidToMessage, type Message } from './protocol.js';
 
 /**
@@ -15,7 +16,42 @@ export interface NodeIdentity {
   advertisedPort: number;
   /** A semver string: the clients compare it with `semver.lt`. */
   version: string;
+  /** The cluster as this node sees it; a single node reports itself as the leader. */
+  members?: () => ClusterMember[];
+  /** Hands leadership to another node (Operations.ResignNode); false when this node does not lead. */
+  resign?: () => boolean;
 }
+
+/** One member as the clients' gossip shows it. */
+export interface ClusterMember {
+  instanceId: string;
+  state: VNodeState;
+  isAlive: boolean;
+  host: string;
+  port: number;
+}
+
+/** The node states of KurrentDB's gossip protocol, by name. */
+export const VNODE_STATES = {
+  Initializing: 0,
+  DiscoverLeader: 1,
+  Unknown: 2,
+  PreReplica: 3,
+  CatchingUp: 4,
+  Clone: 5,
+  Follower: 6,
+  PreLeader: 7,
+  Leader: 8,
+  Manager: 9,
+  ShuttingDown: 10,
+  Shutdown: 11,
+  ReadOnlyLeaderless: 12,
+  PreReadOnlyReplica: 13,
+  ReadOnlyReplica: 14,
+  ResigningLeader: 15,
+} as const;
+
+export type VNodeState = keyof typeof VNODE_STATES;
 
 export function newInstanceId(): string {
   return randomUUID();
@@ -38,18 +74,35 @@ export function registerNodeServices(server: GrpcServer, identity: NodeIdentity,
     path: '/event_store.client.gossip.Gossip/Read',
     request: codecOf('event_store.client.Empty'),
     response: codecOf('event_store.client.gossip.ClusterInfo'),
-    handle: async () => ({
-      members: [
-        {
-          instance_id: uuidToMessage(identity.instanceId, true),
-          time_stamp: Long.fromString(createdTicks(Date.now() * 1000)),
-          state: LEADER,
-          is_alive: true,
-          http_end_point: { address: identity.advertisedHost, port: identity.advertisedPort },
-        },
-      ],
-    }),
+    handle: async () => {
+      const members = identity.members?.() ?? [
+        { instanceId: identity.instanceId, state: 'Leader' as const, isAlive: true, host: identity.advertisedHost, port: identity.advertisedPort },
+      ];
+      const timeStamp = Long.fromString(createdTicks(Date.now() * 1000));
+      return {
+        members: members.map((member) => ({
+          instance_id: uuidToMessage(member.instanceId, true),
+          time_stamp: timeStamp,
+          state: VNODE_STATES[member.state],
+          is_alive: member.isAlive,
+          http_end_point: { address: member.host, port: member.port },
+        })),
+      };
+    },
   });
+  if (identity.resign) {
+    const resign = identity.resign;
+    server.addMethod({
+      kind: 'unary',
+      path: '/event_store.client.operations.Operations/ResignNode',
+      request: codecOf('event_store.client.Empty'),
+      response: codecOf('event_store.client.Empty'),
+      handle: async () => {
+        if (!resign()) throw new InvalidArgumentError('this node is not the leader, or no other voter can take over: nothing to resign');
+        return {};
+      },
+    });
+  }
   if (requestShutdown) {
     server.addMethod({
       kind: 'unary',
@@ -72,9 +125,6 @@ export function registerNodeServices(server: GrpcServer, identity: NodeIdentity,
     handle: async () => ({}),
   });
 }
-
-/** VNodeState.Leader in the gossip protocol. */
-const LEADER = 8;
 
 function supportedMethods(server: GrpcServer): Message[] {
   return server.methodPaths().map((path) => {

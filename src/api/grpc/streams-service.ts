@@ -283,13 +283,18 @@ function statusOf(error: unknown): Message {
   if (error instanceof WrongExpectedVersionError) {
     return { code: 9, message: error.message, details: [wrongExpectedVersionDetails(error)] };
   }
-  if (error instanceof GrpcCallError) return { code: error.grpcStatus, message: error.message };
+  // The clients unpack the detail of every in-band error without checking that there is one:
+  // a reply without it crashes them, so each carries one (Unknown when nothing more fits).
+  if (error instanceof GrpcCallError) return { code: error.grpcStatus, message: error.message, details: [emptyDetail('Unknown')] };
   if (error && typeof error === 'object' && 'mapping' in error) {
     const mapped = error as { mapping: { grpcStatus: number }; message: string };
-    const details = detailsFor(error);
-    return { code: mapped.mapping.grpcStatus, message: mapped.message, details: details ? [details] : [] };
+    return { code: mapped.mapping.grpcStatus, message: mapped.message, details: [detailsFor(error) ?? emptyDetail('Unknown')] };
   }
-  return { code: 13, message: 'internal error' };
+  return { code: 13, message: 'internal error', details: [emptyDetail('Unknown')] };
+}
+
+function emptyDetail(type: 'Unknown' | 'Timeout'): Message {
+  return { type_url: `type.googleapis.com/event_store.client.${type}`, value: new Uint8Array(0) };
 }
 
 function wrongExpectedVersionDetails(error: WrongExpectedVersionError): Message {
@@ -310,6 +315,8 @@ function detailsFor(error: unknown): Message | undefined {
     const codec = codecOf('event_store.client.MaximumAppendSizeExceeded');
     return { type_url: 'type.googleapis.com/event_store.client.MaximumAppendSizeExceeded', value: codec.encode({ maxAppendSize: error.maxAppendSizeBytes }) };
   }
+  // No quorum in time: the write's outcome is unknown, as after a deadline.
+  if (error && typeof error === 'object' && (error as { code?: string }).code === 'NO_QUORUM') return emptyDetail('Timeout');
   if (error && typeof error === 'object' && (error as { code?: string }).code === 'STREAM_DELETED') {
     const codec = codecOf('event_store.client.StreamDeleted');
     const stream = (error as { stream: string }).stream;

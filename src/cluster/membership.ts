@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto';
+import { Resolver } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { Endpoint } from './gossip.js';
+
+/** Who the voters are and who this node is among them. */
+export interface ClusterLayout {
+  /** This node's id: its internal gossip endpoint, as the others name it. */
+  selfId: string;
+  /** Every voter's id, self included, sorted. */
+  voters: string[];
+  /** Derived from the voters: a node configured for another cluster has another id and is refused. */
+  clusterId: string;
+}
+
+export interface MembershipSettings {
+  intIp: string;
+  intHttpPort: number;
+  clusterSize: number;
+  gossipSeeds: readonly Endpoint[];
+  discoverViaDns: boolean;
+  clusterDns: string | null;
+  clusterGossipPort: number;
+  clusterDnsServer: Endpoint | null;
+}
+
+export function endpointId(endpoint: Endpoint): string {
+  return isIP(endpoint.host) === 6 ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+}
+
+export function parseEndpointId(id: string): Endpoint {
+  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(id);
+  if (bracketed) return { host: bracketed[1]!, port: Number(bracketed[2]) };
+  const colon = id.lastIndexOf(':');
+  return { host: id.slice(0, colon), port: Number(id.slice(colon + 1)) };
+}
+
+export function clusterIdOf(voters: readonly string[]): string {
+  return createHash('sha256').update([...voters].sort().join('\n')).digest('hex').slice(0, 16);
+}
+
+/**
+ * The voters, from the gossip seeds (the other nodes' internal HTTP endpoints) or from the A/AAAA
+ * records of the cluster's DNS name with the gossip port. A static quorum: the configuration
+ * names all `--cluster-size` voters, and the first leader records them in the log.
+ */
+export async function resolveClusterLayout(settings: MembershipSettings): Promise<ClusterLayout> {
+  const selfId = endpointId({ host: settings.intIp, port: settings.intHttpPort });
+  let others: string[];
+  if (settings.gossipSeeds.length > 0) {
+    others = settings.gossipSeeds.map(endpointId);
+  } else if (settings.discoverViaDns && settings.clusterDns) {
+    const addresses = await resolveAll(settings.clusterDns, settings.clusterDnsServer);
+    const ids = addresses.map((host) => endpointId({ host, port: settings.clusterGossipPort }));
+    if (!ids.includes(selfId)) {
+      throw new Error(
+        `${settings.clusterDns} resolves to ${addresses.join(', ') || 'nothing'}, which does not include this node (${selfId}); check --int-ip, --int-http-port and --cluster-gossip-port`,
+      );
+    }
+    others = ids.filter((id) => id !== selfId);
+  } else {
+    throw new Error(`--cluster-size ${settings.clusterSize} needs the other nodes: give --gossip-seed host:port,... or --discover-via-dns with --cluster-dns <name>`);
+  }
+  const voters = [...new Set([selfId, ...others])].sort();
+  if (others.includes(selfId)) throw new Error(`the gossip seeds include this node itself (${selfId}); list only the other nodes`);
+  if (voters.length !== settings.clusterSize) {
+    throw new Error(
+      `--cluster-size is ${settings.clusterSize}, but the configuration names ${voters.length} node(s): ${voters.join(', ')}; every voter must be listed (this node plus the others)`,
+    );
+  }
+  return { selfId, voters, clusterId: clusterIdOf(voters) };
+}
+
+async function resolveAll(name: string, server: Endpoint | null): Promise<string[]> {
+  const resolver = new Resolver({ timeout: 2000, tries: 2 });
+  if (server) resolver.setServers([endpointId(server)]);
+  const settle = async (lookup: Promise<string[]>): Promise<string[]> => {
+    try {
+      return await lookup;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === 'ENODATA' || code === 'ENOTFOUND') return [];
+      throw new Error(`cannot resolve ${name}${server ? ` at ${endpointId(server)}` : ''}: ${(error as Error).message}`);
+    }
+  };
+  const [v4, v6] = await Promise.all([settle(resolver.resolve4(name)), settle(resolver.resolve6(name))]);
+  return [...v4, ...v6].sort();
+}

@@ -1,0 +1,232 @@
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { CallContext } from '../api/grpc/grpc-server.js';
+import type { ClusterMember, VNodeState } from '../api/grpc/node-services.js';
+import { Gossip, newInstanceId, type KnownMember, type MemberInfo } from '../cluster/gossip.js';
+import { resolveClusterLayout } from '../cluster/membership.js';
+import { PeerTransport } from '../cluster/peer-transport.js';
+import { Replica, type ReplicaTimers } from '../cluster/replica.js';
+import { NotLeaderError } from '../errors.js';
+import { MemoryFileSystem } from '../storage/memory-file-system.js';
+import { NodeFileSystem } from '../storage/node-file-system.js';
+import type { ServerConfiguration } from './configuration.js';
+import { createExternalInterface, loadTls } from './external-interface.js';
+import type { RunningNode } from './node.js';
+import { PROTOCOL_COMPATIBILITY_VERSION } from './version.js';
+
+const REAL_TIMERS: ReplicaTimers = {
+  schedule: (delayMs, action) => {
+    const timer = setTimeout(action, delayMs);
+    return { cancel: () => clearTimeout(timer) };
+  },
+  soon: (action) => {
+    setImmediate(action);
+  },
+};
+
+const READ_PATH = '/event_store.client.streams.Streams/Read';
+const WRITE_PATHS = new Set([
+  '/event_store.client.streams.Streams/Append',
+  '/event_store.client.streams.Streams/BatchAppend',
+  '/event_store.client.streams.Streams/Delete',
+  '/event_store.client.streams.Streams/Tombstone',
+  '/kurrentdb.protocol.v2.streams.StreamsService/AppendSession',
+]);
+
+/**
+ * Starts one member of a cluster: the replica (Raft over the event log) with replication on the
+ * internal TCP port, gossip on the internal HTTP port, and the KurrentDB gRPC services on the
+ * external port. Writes reaching a follower fail with "not leader" and the leader's external
+ * endpoint, so the clients reconnect there.
+ */
+export async function startClusterNode(configuration: ServerConfiguration, logger: Logger): Promise<RunningNode> {
+  const tls = await loadTls(configuration);
+  const layout = await resolveClusterLayout({
+    intIp: configuration.intIp,
+    intHttpPort: configuration.intHttpPort,
+    clusterSize: configuration.clusterSize,
+    gossipSeeds: configuration.gossipSeeds,
+    discoverViaDns: configuration.discoverViaDns,
+    clusterDns: configuration.clusterDns,
+    clusterGossipPort: configuration.clusterGossipPort,
+    clusterDnsServer: configuration.clusterDnsServer,
+  });
+  logger.info({ clusterId: layout.clusterId, voters: layout.voters, self: layout.selfId }, `cluster of ${layout.voters.length}: ${layout.voters.join(', ')}`);
+  const instanceId = newInstanceId();
+  const holder: { replica?: Replica; gossip?: Gossip } = {};
+  const member = (id: string): KnownMember | undefined => holder.gossip?.member(id);
+  const peers = new PeerTransport({
+    selfId: layout.selfId,
+    clusterId: layout.clusterId,
+    listen: { host: configuration.intIp, port: configuration.intTcpPort },
+    endpointOf: (id) => member(id)?.internalTcp,
+    isMember: (id) => layout.voters.includes(id),
+    onMessage: (from, message) => holder.replica?.receive(from, message),
+    log: (message) => logger.warn(message),
+  });
+  await peers.start();
+  let stopping: Promise<void> | undefined;
+  let exitCode: number | undefined;
+  let markStopped!: () => void;
+  const stopped = new Promise<void>((resolveStopped) => (markStopped = resolveStopped));
+  let replica: Replica;
+  try {
+    replica = await Replica.open({
+      id: layout.selfId,
+      membership: { voters: layout.voters, learners: [] },
+      directory: configuration.memDb ? '/chronicle' : resolve(configuration.db),
+      fileSystem: configuration.memDb ? new MemoryFileSystem() : new NodeFileSystem(),
+      transport: { send: (to, message) => peers.send(to, message) },
+      timers: REAL_TIMERS,
+      random: Math.random,
+      writeTimeoutMs: configuration.writeTimeoutMs,
+      store: { maxAppendSizeBytes: configuration.maxAppendSizeBytes, log: (message) => logger.info(message) },
+      endpointOf: (id) => member(id)?.externalHttp,
+      onStatus: (status) => logger.info({ role: status.role, term: status.term, leader: status.leader }, `raft: ${status.role} in term ${status.term}${status.leader ? `, leader ${status.leader}` : ''}`),
+      onFault: (fault) => logger.error({ fault: fault.kind }, fault.detail),
+      onFailure: (error) => {
+        logger.fatal({ err: error }, 'the replica failed; stopping the node');
+        exitCode = 1;
+        void stop();
+      },
+    });
+  } catch (error) {
+    await peers.close();
+    throw error;
+  }
+  holder.replica = replica;
+  let externalPort = configuration.extHttpPort;
+  const gossip = new Gossip({
+    self: (): MemberInfo => {
+      const status = replica.raftStatus;
+      return {
+        id: layout.selfId,
+        instanceId,
+        clusterId: layout.clusterId,
+        state: replica.nodeState,
+        internalTcp: peers.address,
+        internalHttp: { host: configuration.intIp, port: holder.gossip?.port || configuration.intHttpPort },
+        externalHttp: { host: configuration.extIp, port: externalPort },
+        term: status.term,
+        commitIndex: status.commitIndex,
+        lastIndex: status.lastIndex,
+        appliedPosition: replica.store.position,
+      };
+    },
+    members: layout.voters,
+    clusterId: layout.clusterId,
+    listen: { host: configuration.intIp, port: configuration.intHttpPort },
+    log: (level, message) => logger[level](message),
+  });
+  holder.gossip = gossip;
+  const server = createExternalInterface(configuration, logger, replica.store, tls, {
+    identity: {
+      instanceId,
+      advertisedHost: configuration.extIp,
+      get advertisedPort() {
+        return externalPort;
+      },
+      version: PROTOCOL_COMPATIBILITY_VERSION,
+      members: () => clusterView(gossip.view(), replica),
+      resign: () => replica.resign(),
+    },
+    requestShutdown: configuration.insecure ? () => void stop() : undefined,
+    admit: (context) => admitCall(context, replica),
+  });
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info('stopping: no new calls; writes in flight finish, then the store is flushed and closed');
+      await server.close();
+      await gossip.close();
+      await peers.close();
+      await replica.close();
+      logger.info('stopped');
+      markStopped();
+    })();
+    return stopping;
+  };
+  try {
+    await gossip.start();
+    const address = await server.listen(configuration.extIp, configuration.extHttpPort);
+    externalPort = address.port;
+    logger.info(
+      { replication: `${peers.address.host}:${peers.address.port}`, gossip: `${configuration.intIp}:${gossip.port}`, tls: tls !== undefined },
+      `listening for clients on ${configuration.extIp}:${externalPort}`,
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  void awaitFormation(replica, configuration, logger).then((formed) => {
+    if (formed || !configuration.clusterFormMandatory) return;
+    logger.fatal(`the cluster did not elect a leader within ${configuration.clusterFormTimeoutMs} ms and --cluster-form-mandatory is set: stopping`);
+    exitCode = 1;
+    void stop();
+  });
+  return {
+    host: configuration.extIp,
+    get port() {
+      return externalPort;
+    },
+    stop,
+    stopped,
+    get exitCode() {
+      return exitCode;
+    },
+  };
+}
+
+/** Waits (bounded) for a leader; warns if there is none by the formation timeout. */
+async function awaitFormation(replica: Replica, configuration: ServerConfiguration, logger: Logger): Promise<boolean> {
+  const deadline = Date.now() + configuration.clusterFormTimeoutMs;
+  while (Date.now() < deadline) {
+    if (replica.leaderId !== undefined) {
+      logger.info(`the cluster formed: ${replica.leaderId} leads`);
+      return true;
+    }
+    await new Promise((resolveWait) => setTimeout(resolveWait, 100));
+  }
+  if (replica.leaderId !== undefined) return true;
+  logger.warn(`no leader after ${configuration.clusterFormTimeoutMs} ms: fewer than a quorum of the ${configuration.clusterSize} nodes can reach each other; writes wait for one`);
+  return false;
+}
+
+/**
+ * Writes go to the leader: a follower that knows where it is refuses the whole call with "not
+ * leader" and its endpoint, so the clients reconnect (a BatchAppend call cannot say "not leader"
+ * per append). While no leader is known, writes are let in to wait, boundedly, in the store.
+ * Reads are served by any node that is caught up, unless the client asks for the leader
+ * (`requires-leader: true`, the clients' default node preference).
+ */
+function admitCall(context: CallContext, replica: Replica): void {
+  if (WRITE_PATHS.has(context.path)) {
+    const leader = replica.leaderEndpoint;
+    if (!replica.writable && leader) throw new NotLeaderError('this node is a follower; writes go to the leader', leader);
+    return;
+  }
+  if (context.path !== READ_PATH) return;
+  const requiresLeader = String(context.headers['requires-leader'] ?? '').toLowerCase() === 'true';
+  if (requiresLeader ? replica.writable : replica.canServeReads) return;
+  const leader = replica.leaderId;
+  throw new NotLeaderError(
+    requiresLeader ? 'this node is not the leader and the read requires the leader' : 'this node is catching up and cannot serve reads yet',
+    leader !== undefined ? replica.leaderEndpoint : undefined,
+  );
+}
+
+/**
+ * The members as clients see them (Gossip.Read). Gossip answers are up to an interval old; who
+ * leads is known sooner from Raft, so the leader this node follows is shown as Leader and a stale
+ * "Leader" elsewhere as Unknown — a client discovering now goes straight to the right node.
+ */
+function clusterView(members: KnownMember[], replica: Replica): ClusterMember[] {
+  const leader = replica.leaderId;
+  return members.map((member, i) => {
+    let state: VNodeState = member.state;
+    if (i > 0 && leader !== undefined) {
+      if (member.id === leader && member.isAlive) state = 'Leader';
+      else if (member.state === 'Leader' || member.state === 'PreLeader') state = 'Unknown';
+    }
+    return { instanceId: member.instanceId, state, isAlive: member.isAlive, host: member.externalHttp.host, port: member.externalHttp.port };
+  });
+}
