@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { resolveConfiguration } from '../server/configuration.js';
 import { createServerLogger, logStartup } from '../server/logger.js';
 import { startClusterNode } from '../server/cluster-node.js';
-import { startNode } from '../server/node.js';
+import { startNode, type RunningNode } from '../server/node.js';
 import { CHRONICLE_VERSION } from '../server/version.js';
 
 const VERSION = CHRONICLE_VERSION;
@@ -134,7 +134,18 @@ async function runServer(args: string[]): Promise<void> {
   }
   const { logger, close } = createServerLogger({ level: configuration.logLevel, logDirectory: configuration.logDirectory });
   logStartup(logger, configuration, sources);
-  const node = configuration.clusterSize > 1 ? await startClusterNode(configuration, logger) : await startNode(configuration, logger);
+  let node: RunningNode;
+  try {
+    node = configuration.clusterSize > 1 ? await startClusterNode(configuration, logger) : await startNode(configuration, logger);
+  } catch (error) {
+    if (error instanceof LogCorruptionError) throw error;
+    // Start-up problems of the environment (a port in use, an unresolvable cluster name): one line.
+    logger.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
+    process.stderr.write(`chronicle: cannot start: ${(error as Error).message}\n`);
+    process.exitCode = 1;
+    close();
+    return;
+  }
   const onSignal = (signal: NodeJS.Signals) => {
     logger.info({ signal }, `received ${signal}`);
     void node.stop();

@@ -74,15 +74,13 @@ export async function resolveClusterLayout(settings: MembershipSettings): Promis
 async function resolveAll(name: string, server: Endpoint | null): Promise<string[]> {
   const resolver = new Resolver({ timeout: 2000, tries: 2 });
   if (server) resolver.setServers([endpointId(server)]);
-  const settle = async (lookup: Promise<string[]>): Promise<string[]> => {
-    try {
-      return await lookup;
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === 'ENODATA' || code === 'ENOTFOUND') return [];
-      throw new Error(`cannot resolve ${name}${server ? ` at ${endpointId(server)}` : ''}: ${(error as Error).message}`);
-    }
-  };
-  const [v4, v6] = await Promise.all([settle(resolver.resolve4(name)), settle(resolver.resolve6(name))]);
-  return [...v4, ...v6].sort();
+  const where = `${name}${server ? ` at ${endpointId(server)}` : ''}`;
+  const [v4, v6] = await Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]);
+  const addresses = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
+  // A name with only A records may get NODATA, or a refusal from a small server, for AAAA: that
+  // is fine as long as one family answered.
+  if (addresses.length > 0) return addresses.sort();
+  const failure = [v4, v6].find((result): result is PromiseRejectedResult => result.status === 'rejected' && !['ENODATA', 'ENOTFOUND'].includes((result.reason as { code?: string }).code ?? ''));
+  if (failure) throw new Error(`cannot resolve ${where}: ${(failure.reason as Error).message}`);
+  return [];
 }

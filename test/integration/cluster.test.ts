@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -282,3 +284,121 @@ describe('a three-node cluster from the seed command lines', { timeout: 180_000 
       }
     }));
 });
+
+/** Starts three nodes from command lines, waits for a leader and two followers, writes and reads through the client. */
+async function formAndUse(kurrent: KurrentModule, lines: readonly string[], externals: readonly { host: string; port: number }[], gossips: readonly { host: string; port: number }[]): Promise<ServerProcess[]> {
+  const nodes = await Promise.all(lines.map((line, i) => ServerProcess.startCommandLine(['--insecure', ...line.split(' ')], externals[i]!.host, externals[i]!.port)));
+  try {
+    const deadline = Date.now() + FORM_TIMEOUT_MS;
+    let formed = false;
+    while (!formed && Date.now() < deadline) {
+      for (const gossip of gossips) {
+        try {
+          const response = await fetch(`http://${gossip.host}:${gossip.port}/gossip`, { signal: AbortSignal.timeout(1000) });
+          const members = ((await response.json()) as { members: GossipMember[] }).members;
+          if (leaderIn(members) && members.filter((m) => m.isAlive && m.state === 'Follower').length === 2) formed = true;
+        } catch {
+          // Not up yet.
+        }
+      }
+      if (!formed) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.ok(formed, 'a leader and two followers');
+    const client = kurrent.KurrentDBClient.connectionString(`kurrentdb://${externals.map((e) => `${e.host}:${e.port}`).join(',')}?tls=false`);
+    try {
+      await client.appendToStream('machines', [kurrent.jsonEvent({ type: 'one', data: {} }), kurrent.jsonEvent({ type: 'two', data: {} })], { streamState: kurrent.NO_STREAM });
+      const types: string[] = [];
+      for await (const resolved of client.readStream('machines')) types.push(resolved.event!.type);
+      assert.deepEqual(types, ['one', 'two']);
+    } finally {
+      await client.dispose();
+    }
+    return nodes;
+  } catch (error) {
+    const text = nodes.map((node, i) => `--- node ${i + 1}\n${node.logText(20)}`).join('\n');
+    await Promise.all(nodes.map((node) => node.stop()));
+    throw new Error(`${(error as Error).message}\n${text}`);
+  }
+}
+
+describe('the seed\u2019s "separate machines" and DNS command lines, on loopback addresses', { timeout: 180_000 }, () => {
+  let kurrent: KurrentModule;
+  let dataDirectory: string;
+  before(async () => {
+    kurrent = await import('@kurrent/kurrentdb-client');
+    dataDirectory = await mkdtemp(join(tmpdir(), 'chronicle-machines-'));
+  });
+  after(async () => {
+    await rm(dataDirectory, { recursive: true, force: true });
+  });
+
+  const sameEverywhere = '--int-tcp-port=1111 --ext-tcp-port=1112 --int-http-port=2113 --ext-http-port=2114 --cluster-size=3';
+  const externals = [1, 2, 3].map((k) => ({ host: `127.0.0.${k}`, port: 2114 }));
+
+  it('127.0.0.1, .2 and .3 in place of 192.168.0.x, the same ports on every node; a node of another cluster is refused', async () => {
+    // Only the first line of the seed keeps its data (no --mem-db): here in a temporary directory.
+    const lines = [
+      `--db ${dataDirectory}/node1 --int-ip 127.0.0.1 --ext-ip 127.0.0.1 ${sameEverywhere} --discover-via-dns=false --gossip-seed=127.0.0.2:2113,127.0.0.3:2113`,
+      `--mem-db --int-ip 127.0.0.2 --ext-ip 127.0.0.2 ${sameEverywhere} --discover-via-dns=false --gossip-seed=127.0.0.1:2113,127.0.0.3:2113`,
+      `--mem-db --int-ip 127.0.0.3 --ext-ip 127.0.0.3 ${sameEverywhere} --discover-via-dns=false --gossip-seed=127.0.0.1:2113,127.0.0.2:2113`,
+    ];
+    const gossips = [1, 2, 3].map((k) => ({ host: `127.0.0.${k}`, port: 2113 }));
+    const nodes = await formAndUse(kurrent, lines, externals, gossips);
+    let stranger: ServerProcess | undefined;
+    try {
+      // Configured with a different member list (a wrong seed): another cluster id, so refused.
+      stranger = await ServerProcess.startCommandLine(
+        ['--insecure', ...`--mem-db --int-ip 127.0.0.4 --ext-ip 127.0.0.4 ${sameEverywhere} --discover-via-dns=false --gossip-seed=127.0.0.1:2113,127.0.0.2:2113`.split(' ')],
+        '127.0.0.4',
+        2114,
+      );
+      const deadline = Date.now() + 10_000;
+      while (!stranger.logs.some((line) => line.includes('refusing gossip from 127.0.0.1:2113')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.ok(stranger.logs.some((line) => line.includes('refusing gossip from 127.0.0.1:2113')), stranger.logText(20));
+      const members = ((await (await fetch('http://127.0.0.1:2113/gossip')).json()) as { members: GossipMember[] }).members;
+      assert.deepEqual(members.map((m) => m.id).sort(), ['127.0.0.1:2113', '127.0.0.2:2113', '127.0.0.3:2113']);
+      assert.ok(leaderIn(members), 'the cluster keeps its leader');
+    } finally {
+      await stranger?.stop();
+      await Promise.all(nodes.map((node) => node.stop()));
+    }
+  });
+
+  it('internal and external interfaces on different loopback addresses', async () => {
+    const lines = [1, 2, 3].map((k) => {
+      const seeds = [1, 2, 3].filter((j) => j !== k).map((j) => `127.0.1.${j}:2113`).join(',');
+      return `--mem-db --int-ip 127.0.1.${k} --ext-ip 127.0.0.${k} ${sameEverywhere} --discover-via-dns=false --gossip-seed=${seeds}`;
+    });
+    const gossips = [1, 2, 3].map((k) => ({ host: `127.0.1.${k}`, port: 2113 }));
+    const nodes = await formAndUse(kurrent, lines, externals, gossips);
+    await Promise.all(nodes.map((node) => node.stop()));
+  });
+
+  it('discovery through DNS: one name with an A record per node, served by dnsmasq on loopback', async () => {
+    const dnsPort = await freeUdpPort();
+    const dnsmasq = spawn(
+      'dnsmasq',
+      ['--no-daemon', '--conf-file=/dev/null', `--port=${dnsPort}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
+        '--host-record=cluster.chronicle.test,127.0.0.1', '--host-record=cluster.chronicle.test,127.0.0.2', '--host-record=cluster.chronicle.test,127.0.0.3'],
+      { stdio: 'ignore' },
+    );
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(dnsmasq.exitCode, null, 'dnsmasq runs (the CI installs dnsmasq-base)');
+      const lines = [1, 2, 3].map((k) => `--mem-db --int-ip 127.0.0.${k} --ext-ip 127.0.0.${k} ${sameEverywhere} --cluster-dns cluster.chronicle.test --cluster-gossip-port=2113 --cluster-dns-server 127.0.0.1:${dnsPort}`);
+      const gossips = [1, 2, 3].map((k) => ({ host: `127.0.0.${k}`, port: 2113 }));
+      const nodes = await formAndUse(kurrent, lines, externals, gossips);
+      await Promise.all(nodes.map((node) => node.stop()));
+    } finally {
+      dnsmasq.kill('SIGTERM');
+    }
+  });
+});
+
+async function freeUdpPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+  const port = socket.address().port;
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
