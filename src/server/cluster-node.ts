@@ -104,7 +104,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
         instanceId,
         clusterId: layout.clusterId,
         state: replica.nodeState,
-        internalTcp: peers.address,
+        internalTcp: { host: peers.address.host, port: configuration.intTcpPortAdvertiseAs ?? peers.address.port },
         internalHttp: { host: configuration.intIp, port: holder.gossip?.port || configuration.intHttpPort },
         externalHttp: { host: configuration.extIp, port: externalPort },
         term: status.term,

@@ -39,6 +39,7 @@ export interface ServerConfiguration {
   readonly extTcpPort: number;
   readonly intHttpPort: number;
   readonly extHttpPort: number;
+  readonly intTcpPortAdvertiseAs: number | null;
   readonly clusterSize: number;
   readonly discoverViaDns: boolean;
   readonly gossipSeeds: readonly GossipSeed[];

@@ -161,6 +161,16 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     defaultText: '2113',
     parse: parsePort,
   },
+  intTcpPortAdvertiseAs: {
+    key: 'intTcpPortAdvertiseAs',
+    flag: 'int-tcp-port-advertise-as',
+    kind: 'value',
+    valueName: '<port>',
+    description: 'the replication port the other nodes should dial (a port forwarded to --int-tcp-port by NAT or a proxy)',
+    defaultValue: null,
+    defaultText: 'the --int-tcp-port',
+    parse: parsePort,
+  },
   clusterSize: {
     key: 'clusterSize',
     flag: 'cluster-size',

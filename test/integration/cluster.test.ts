@@ -7,7 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type * as KurrentLib from '@kurrent/kurrentdb-client';
-import { ServerProcess } from './server-process.js';
+import { checkHistory, type FinalEvent } from '../../sim/checkers.js';
+import { History, type AppendOperation } from '../../sim/history.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { freePort, ServerProcess } from './server-process.js';
 
 /**
  * The seed's three-node cluster on one machine (`../shared/seeds/000_*.txt`), started with its
@@ -148,6 +151,8 @@ describe('a three-node cluster from the seed command lines', { timeout: 180_000 
     logsOnFailure(async () => {
       const client = kurrent.KurrentDBClient.connectionString(CONNECTION);
       const acknowledged: string[] = [];
+      const history = new History();
+      let operations = 0;
       let stop = false;
       let killedAt = 0;
       let firstAfterKill = 0;
@@ -157,15 +162,33 @@ describe('a three-node cluster from the seed command lines', { timeout: 180_000 
           const id = crypto.randomUUID();
           const event = kurrent.jsonEvent({ id, type: 'load', data: { n: n++ } });
           // Retry the same event (same id) until it is acknowledged: idempotency keeps one copy.
+          let firstAttempt: number | undefined;
           for (let attempt = 0; attempt < 200 && !stop; attempt++) {
             const attemptStartedAt = Date.now();
+            const operation = history.add<AppendOperation>({
+              kind: 'append',
+              id: ++operations,
+              client: 0,
+              node: 'cluster',
+              stream: 'cluster-failover',
+              expected: 'any',
+              eventIds: [id],
+              retryOf: firstAttempt,
+              invokedMs: attemptStartedAt,
+              completedMs: undefined,
+              outcome: undefined,
+            });
+            firstAttempt ??= operation.id;
             try {
-              await client.appendToStream('cluster-failover', event);
+              const result = await client.appendToStream('cluster-failover', event);
+              Object.assign(operation, { outcome: 'ok', completedMs: Date.now(), position: Number(result.position!.commit), lastRevision: Number(result.nextExpectedRevision) });
               acknowledged.push(id);
               // Failover time: from the kill to the first write sent after it and acknowledged.
               if (killedAt > 0 && attemptStartedAt >= killedAt && firstAfterKill === 0) firstAfterKill = Date.now();
               break;
-            } catch {
+            } catch (error) {
+              // A failed append's outcome is unknown to the client (a timeout, a lost leader).
+              Object.assign(operation, { outcome: 'unknown', completedMs: Date.now(), error: String(error) });
               await new Promise((resolve) => setTimeout(resolve, 50));
             }
           }
@@ -193,7 +216,14 @@ describe('a three-node cluster from the seed command lines', { timeout: 180_000 
         stop = true;
         await writer;
         const seen = new Map<string, number>();
-        for await (const resolved of client.readStream('cluster-failover')) seen.set(resolved.event!.id, (seen.get(resolved.event!.id) ?? 0) + 1);
+        const finalEvents: FinalEvent[] = [];
+        for await (const resolved of client.readStream('cluster-failover')) {
+          const event = resolved.event!;
+          seen.set(event.id, (seen.get(event.id) ?? 0) + 1);
+          finalEvents.push({ stream: event.streamId, revision: Number(event.revision), id: event.id, position: Number(event.position!.commit) });
+        }
+        // The simulator's history checker, on what this client saw and the final log.
+        assert.deepEqual(checkHistory(history, finalEvents, Date.now()), []);
         for (const id of acknowledged) assert.equal(seen.get(id), 1, `acknowledged event ${id} is in the stream once`);
         for (const [id, count] of seen) assert.equal(count, 1, `event ${id} appears ${count} times`);
         process.stderr.write(`failover: first acknowledged write ${firstAfterKill - killedAt} ms after the kill\n`);
@@ -402,3 +432,105 @@ async function freeUdpPort(): Promise<number> {
   await new Promise<void>((resolve) => socket.close(() => resolve()));
   return port;
 }
+
+describe('fault tests on free ports: a partitioned leader, a five-node cluster', { timeout: 180_000 }, () => {
+  let kurrent: KurrentModule;
+  before(async () => {
+    kurrent = await import('@kurrent/kurrentdb-client');
+  });
+
+  /** Starts `size` nodes on free ports; replication of each goes through a proxy when asked. */
+  async function startCluster(size: number, withProxies: boolean): Promise<{ nodes: ServerProcess[]; proxies: TcpProxy[]; gossipPorts: number[]; externalPorts: number[] }> {
+    const ports = await Promise.all(Array.from({ length: size * 3 }, () => freePort()));
+    const replication = ports.slice(0, size);
+    const gossipPorts = ports.slice(size, size * 2);
+    const externalPorts = ports.slice(size * 2);
+    const proxies = withProxies ? await Promise.all(replication.map((port) => TcpProxy.start({ host: '127.0.0.1', port }))) : [];
+    const nodes = await Promise.all(
+      Array.from({ length: size }, (_, i) => {
+        const seeds = gossipPorts.filter((_, j) => j !== i).map((port) => `127.0.0.1:${port}`).join(',');
+        const args = ['--insecure', '--mem-db', '--int-ip', '127.0.0.1', '--ext-ip', '127.0.0.1', `--int-tcp-port=${replication[i]}`, `--int-http-port=${gossipPorts[i]}`, `--ext-http-port=${externalPorts[i]}`, `--cluster-size=${size}`, '--discover-via-dns=false', `--gossip-seed=${seeds}`];
+        if (withProxies) args.push(`--int-tcp-port-advertise-as=${proxies[i]!.port}`);
+        return ServerProcess.startCommandLine(args, '127.0.0.1', externalPorts[i]!);
+      }),
+    );
+    return { nodes, proxies, gossipPorts, externalPorts };
+  }
+
+  it('a leader cut off by a TCP proxy steps down and acknowledges nothing; the majority elects a new leader and takes writes', async () => {
+    const { nodes, proxies, gossipPorts, externalPorts } = await startCluster(3, true);
+    const connection = `kurrentdb://${externalPorts.map((port) => `127.0.0.1:${port}`).join(',')}?tls=false`;
+    const client = kurrent.KurrentDBClient.connectionString(connection);
+    try {
+      const view = await waitForGossip(gossipPorts, (members) => leaderIn(members) !== undefined && members.filter((m) => m.isAlive && m.state === 'Follower').length === 2, FORM_TIMEOUT_MS, 'a leader and two followers');
+      const leader = leaderIn(view)!;
+      const leaderIndex = externalPorts.indexOf(leader.externalHttp.port);
+      await client.appendToStream('partitioned', kurrent.jsonEvent({ type: 'before', data: {} }));
+      // Nothing reaches the leader's replication port any more: it hears no acknowledgement.
+      proxies[leaderIndex]!.cut();
+      const direct = kurrent.KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${leader.externalHttp.port}?tls=false`);
+      try {
+        const stranded = await direct.appendToStream('partitioned', kurrent.jsonEvent({ type: 'stranded', data: {} })).then(
+          () => 'acknowledged',
+          () => 'failed',
+        );
+        assert.equal(stranded, 'failed', 'a leader without a quorum acknowledges nothing');
+      } finally {
+        await direct.dispose();
+      }
+      await waitForGossip([gossipPorts[leaderIndex]!], (members) => members[0]?.state !== 'Leader', 10_000, 'the cut-off leader to step down');
+      const others = gossipPorts.filter((_, i) => i !== leaderIndex);
+      await waitForGossip(others, (members) => {
+        const next = leaderIn(members);
+        return next !== undefined && next.id !== leader.id;
+      }, 15_000, 'a new leader on the majority side');
+      const deadline = Date.now() + 15_000;
+      let written = false;
+      while (!written && Date.now() < deadline) {
+        written = await client.appendToStream('partitioned', kurrent.jsonEvent({ type: 'after', data: {} })).then(() => true, () => false);
+        if (!written) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.ok(written, 'the majority takes writes');
+      proxies[leaderIndex]!.heal();
+      await waitForGossip([gossipPorts[leaderIndex]!], (members) => members[0]?.state === 'Follower', 15_000, 'the old leader to rejoin as a follower');
+      const types: string[] = [];
+      for await (const resolved of client.readStream('partitioned')) types.push(resolved.event!.type);
+      // The stranded write was refused, so its outcome is unknown: the cut-off leader could still
+      // send it out (only its inbound traffic was cut), and the new leader may have committed it.
+      assert.deepEqual(types.filter((type) => type !== 'stranded'), ['before', 'after']);
+      assert.ok(types.filter((type) => type === 'stranded').length <= 1);
+    } finally {
+      await client.dispose();
+      await Promise.all(nodes.map((node) => node.stop()));
+      await Promise.all(proxies.map((proxy) => proxy.close()));
+    }
+  });
+
+  it('a five-node cluster keeps taking writes with two nodes killed (the leader among them)', async () => {
+    const { nodes, gossipPorts, externalPorts } = await startCluster(5, false);
+    const connection = `kurrentdb://${externalPorts.map((port) => `127.0.0.1:${port}`).join(',')}?tls=false`;
+    const client = kurrent.KurrentDBClient.connectionString(connection);
+    try {
+      const view = await waitForGossip(gossipPorts, (members) => leaderIn(members) !== undefined && members.filter((m) => m.isAlive && m.state === 'Follower').length === 4, FORM_TIMEOUT_MS, 'a leader and four followers');
+      const leaderIndex = externalPorts.indexOf(leaderIn(view)!.externalHttp.port);
+      const victims = [leaderIndex, (leaderIndex + 1) % 5];
+      await client.appendToStream('five', kurrent.jsonEvent({ type: 'before', data: {} }));
+      await Promise.all(victims.map((i) => nodes[i]!.kill()));
+      const survivors = gossipPorts.filter((_, i) => !victims.includes(i));
+      await waitForGossip(survivors, (members) => leaderIn(members) !== undefined, 15_000, 'a leader among the three survivors');
+      const deadline = Date.now() + 15_000;
+      let written = 0;
+      while (written < 5 && Date.now() < deadline) {
+        if (await client.appendToStream('five', kurrent.jsonEvent({ type: 'after', data: { written } })).then(() => true, () => false)) written++;
+        else await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.equal(written, 5, 'three of five take writes');
+      let count = 0;
+      for await (const resolved of client.readStream('five')) if (resolved.event) count++;
+      assert.equal(count, 6);
+    } finally {
+      await client.dispose();
+      await Promise.all(nodes.map((node) => node.stop()));
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { InvalidArgumentError, MaximumAppendSizeExceededError, StreamNotFoundError, WrongExpectedVersionError } from '../../errors.js';
+import { ChronicleError, InvalidArgumentError, MaximumAppendSizeExceededError, StreamNotFoundError, WrongExpectedVersionError } from '../../errors.js';
 import type { EventStore } from '../../store/event-store.js';
 import type { ExpectedState } from '../../store/expected-state.js';
 import type { EventData, EventFilter, Position, RecordedEvent } from '../../store/types.js';
@@ -189,8 +189,18 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
   const failed = new Map<string, Target | undefined>();
   let openBytes = 0;
   const inFlight = new Set<Promise<void>>();
+  // "Not leader" and "no quorum" end the whole call: the clients only reconnect or rediscover on
+  // a call's status, never on an in-band reply.
+  let fatal: unknown;
+  let wakeOnFatal!: () => void;
+  const fatalRaised = new Promise<undefined>((resolve) => (wakeOnFatal = () => resolve(undefined)));
+  const iterator = requests[Symbol.asyncIterator]();
   responses.sendHeaders();
-  for await (const request of requests) {
+  while (true) {
+    const next = await Promise.race([iterator.next(), fatalRaised]);
+    if (fatal !== undefined) throw fatal;
+    if (!next || next.done) break;
+    const request = next.value;
     const correlationId = uuidFromMessage(request.correlation_id) ?? '';
     const reply = (result: Message) => responses.send({ correlation_id: request.correlation_id, ...result }).catch(() => undefined);
     if (failed.has(correlationId)) {
@@ -242,15 +252,27 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
               position: positionMessage(result.position),
             },
           }),
-        (error: unknown) => reply(batchError(error, target)),
+        (error: unknown) => {
+          if (endsTheCall(error)) {
+            fatal ??= error;
+            wakeOnFatal();
+            return;
+          }
+          return reply(batchError(error, target));
+        },
       )
       .finally(() => inFlight.delete(work));
     inFlight.add(work);
     // A client that writes faster than appends complete waits here (and, through HTTP/2 flow
     // control, in its own sends) instead of growing the node's queue.
-    while (inFlight.size >= BATCH_MAX_IN_FLIGHT) await Promise.race(inFlight);
+    while (inFlight.size >= BATCH_MAX_IN_FLIGHT && fatal === undefined) await Promise.race([...inFlight, fatalRaised]);
   }
   await Promise.all(inFlight);
+  if (fatal !== undefined) throw fatal;
+}
+
+function endsTheCall(error: unknown): boolean {
+  return error instanceof ChronicleError && (error.code === 'NOT_LEADER' || error.code === 'NO_QUORUM');
 }
 
 /** The stream an error reply names, from a chunk's options when the append never got further. */
