@@ -25,5 +25,5 @@ export default tseslint.config(
     },
   },
   { files: ['src/consensus/**/*.ts', 'src/subscriptions/core/**/*.ts'], rules: pureCoreBans },
-  { files: ['bin/*', 'scripts/*.js'], languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
+  { files: ['bin/*', 'scripts/*.js'], languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } } },
 );
