@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { listenOn } from './listen.js';
 import type { NodeState } from './replica.js';
 
 export interface Endpoint {
@@ -70,15 +71,7 @@ export class Gossip {
   async start(): Promise<Endpoint> {
     const server = createServer((request, response) => this.serve(request, response));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.listen.port, this.options.listen.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = server.address();
-    this.boundPort = typeof address === 'object' && address ? address.port : this.options.listen.port;
+    this.boundPort = await listenOn(server, this.options.listen);
     this.schedule(0);
     return { host: this.options.listen.host, port: this.boundPort };
   }

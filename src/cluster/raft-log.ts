@@ -92,6 +92,24 @@ export class RaftLog {
     return durable;
   }
 
+  /** The record starting at `position`, when it is among the recent entries held in memory. */
+  recentRecordAt(position: number): LogRecord | undefined {
+    let low = 1;
+    let high = this.lastIndex;
+    while (low <= high) {
+      const middle = (low + high) >> 1;
+      const start = this.positions[middle]!;
+      if (start === position) {
+        const entry = this.recent.get(middle);
+        if (!entry) return undefined;
+        return { position, end: this.endOf(middle), type: entry.payload.type, term: entry.term, index: middle, payload: entry.payload.payload };
+      }
+      if (start < position) low = middle + 1;
+      else high = middle - 1;
+    }
+    return undefined;
+  }
+
   /** Removes every entry after `index` from the log. */
   async truncateAfter(index: number): Promise<void> {
     if (index >= this.lastIndex) return;

@@ -140,7 +140,7 @@ export class Replica {
   static async open(options: ReplicaOptions): Promise<Replica> {
     const { file: hardStateFile, state: savedHardState } = await HardStateFile.open(options.fileSystem, options.directory);
     // The store needs its committer before the replica exists: propose goes through this holder.
-    const committerTarget: { replica?: Replica } = {};
+    const committerTarget: { replica?: Replica; raftLog?: RaftLog } = {};
     let storeLog: Log | undefined;
     let appliedPosition = 0;
     const store = await EventStore.open({
@@ -150,6 +150,7 @@ export class Replica {
       scheduleTimer: options.timers.schedule,
       replication: {
         replayWholeLog: options.unsafe?.replayUncommittedOnOpen === true,
+        recordAt: (position) => committerTarget.raftLog?.recentRecordAt(position),
         committer: (log: Log, applied: number) => {
           storeLog = log;
           appliedPosition = applied;
@@ -170,6 +171,7 @@ export class Replica {
       if (!storeLog) throw new Error('the store did not hand over its log');
       const replica = await Replica.assemble(options, store, storeLog, appliedPosition, hardStateFile, savedHardState);
       committerTarget.replica = replica;
+      committerTarget.raftLog = replica.raftLog;
       replica.start();
       return replica;
     } catch (error) {

@@ -108,6 +108,8 @@ export interface EventStoreOptions {
     committer: (log: Log, appliedPosition: number) => Committer;
     /** Only the simulator's broken variant sets it: replays the uncommitted tail on open. */
     replayWholeLog?: boolean;
+    /** A record that starts at `position`, if the replication layer still holds it in memory. */
+    recordAt?: (position: number) => LogRecord | undefined;
   };
 }
 
@@ -516,7 +518,15 @@ export class EventStore {
         continue;
       }
       const limit = head && head.record.position > this.committedPosition ? Math.min(end, head.record.position) : end;
-      const records = await this.log.read(this.committedPosition, READ_ALL_CHUNK_BYTES, limit);
+      // Recent records are in memory (a follower just received them): no need to read them back.
+      const cached: LogRecord[] = [];
+      for (let cursor = this.committedPosition; cursor < limit && cached.length < 1024; ) {
+        const record = this.options.replication?.recordAt?.(cursor);
+        if (!record || record.end > limit) break;
+        cached.push(record);
+        cursor = record.end;
+      }
+      const records = cached.length > 0 ? cached : await this.log.read(this.committedPosition, READ_ALL_CHUNK_BYTES, limit);
       if (records.length === 0 || records[0]!.position !== this.committedPosition) {
         throw new Error(`cannot apply the committed log at ${this.committedPosition}: no record starts there (applying up to ${end})`);
       }

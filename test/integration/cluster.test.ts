@@ -388,9 +388,38 @@ describe('the seed\u2019s "separate machines" and DNS command lines, on loopback
       const members = ((await (await fetch('http://127.0.0.1:2113/gossip')).json()) as { members: GossipMember[] }).members;
       assert.deepEqual(members.map((m) => m.id).sort(), ['127.0.0.1:2113', '127.0.0.2:2113', '127.0.0.3:2113']);
       assert.ok(leaderIn(members), 'the cluster keeps its leader');
+
+      // The node on --db is killed, misses writes, restarts on its data and catches up.
+      await nodes[0]!.kill();
+      const client = kurrent.KurrentDBClient.connectionString(`kurrentdb://${externals.map((e) => `${e.host}:${e.port}`).join(',')}?tls=false`);
+      try {
+        const deadline = Date.now() + 15_000;
+        let written = 0;
+        while (written < 20 && Date.now() < deadline) {
+          if (await client.appendToStream('machines', kurrent.jsonEvent({ type: 'while-down', data: { written } })).then(() => true, () => false)) written++;
+          else await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        assert.equal(written, 20);
+      } finally {
+        await client.dispose();
+      }
+      nodes[0] = await ServerProcess.startCommandLine(['--insecure', ...lines[0]!.split(' ')], '127.0.0.1', 2114);
+      const caughtUp = async (): Promise<boolean> => {
+        const view = ((await (await fetch('http://127.0.0.1:2113/gossip')).json()) as { members: GossipMember[] }).members;
+        const self = view[0]!;
+        const leader = leaderIn(view);
+        return self.state === 'Follower' && leader !== undefined && self.appliedPosition >= leader.appliedPosition && self.appliedPosition > 0;
+      };
+      const caughtUpBy = Date.now() + 20_000;
+      let done = false;
+      while (!done && Date.now() < caughtUpBy) {
+        done = await caughtUp().catch(() => false);
+        if (!done) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.ok(done, `the restarted node caught up from its --db\n${nodes[0].logText(20)}`);
     } finally {
       await stranger?.stop();
-      await Promise.all(nodes.map((node) => node.stop()));
+      await Promise.all(nodes.map((node) => node?.stop()));
     }
   });
 
