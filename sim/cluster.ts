@@ -28,6 +28,8 @@ export interface SimClusterConfig {
   tickMs: number;
   raft: { preVote: boolean; checkQuorum: boolean };
   electionStorm: boolean;
+  /** Learners join mid-run through a configuration entry, instead of being in the bootstrap membership. */
+  lateLearners: boolean;
   writeTimeoutMs: number;
   /** Per node: how fast its clock runs (1 = real time). */
   clockRates: Map<string, number>;
@@ -80,6 +82,23 @@ export class SimCluster {
     return { voters: this.config.voters, learners: this.config.learners };
   }
 
+  /**
+   * The membership a node starts from. With late learners, the voters start without them (a
+   * read-only replica that joins later); each learner knows itself.
+   */
+  private membershipFor(id: string): Membership {
+    if (!this.config.lateLearners) return this.membership;
+    return { voters: this.config.voters, learners: this.config.learners.includes(id) ? [id] : [] };
+  }
+
+  /** Asks whoever leads now to add the learners it lacks; true once all are members there. */
+  addLateLearners(): boolean {
+    const leader = this.ids.map((id) => this.replicaOf(id)).find((replica) => replica?.writable);
+    if (!leader) return false;
+    for (const learner of this.config.learners) leader.addLearner(learner);
+    return this.config.learners.every((learner) => leader.membership.learners.includes(learner));
+  }
+
   replicaOf(id: string): Replica | undefined {
     const node = this.nodes.get(id);
     return node?.up ? node.replica : undefined;
@@ -118,7 +137,7 @@ export class SimCluster {
     try {
       const replica = await Replica.open({
         id,
-        membership: this.membership,
+        membership: this.membershipFor(id),
         directory: `/${id}`,
         fileSystem: fenced,
         transport: {

@@ -100,6 +100,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const preVote = setup.chance(0.75);
   const checkQuorum = setup.chance(0.75);
   const learnerCount = setup.chance(0.25) ? 1 : 0;
+  // Half the time a read-only replica joins mid-run, through a configuration entry.
+  const lateLearners = learnerCount > 0 && setup.chance(0.5);
   const voters = Array.from({ length: voterCount }, (_, i) => `n${i + 1}`);
   const learners = Array.from({ length: learnerCount }, (_, i) => `r${i + 1}`);
   const traceLimit = options.traceLines ?? 60;
@@ -135,6 +137,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       tickMs: 100,
       raft: { preVote, checkQuorum },
       electionStorm: classes.electionStorm,
+      lateLearners,
       writeTimeoutMs: 3000,
       clockRates,
       diskLatencyMs: classes.slowDisk ? { min: 1, max: 30 } : { min: 0, max: 2 },
@@ -198,6 +201,15 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         void cluster.start(victim);
       });
     });
+  }
+
+  if (lateLearners) {
+    const joinAtMs = random.fork('late-learners').between(500, faultPhaseMs / 2);
+    const tryToAdd = (): void => {
+      if (cluster.addLateLearners()) note('the leader added the read-only replica');
+      else scheduler.after(500, tryToAdd);
+    };
+    scheduler.at(joinAtMs, tryToAdd);
   }
 
   for (const id of cluster.ids) await cluster.start(id);

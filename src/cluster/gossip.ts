@@ -24,6 +24,8 @@ export interface MemberInfo {
   lastIndex: number;
   /** Position up to which the node applied the log: what clients see as its last commit position. */
   appliedPosition: number;
+  /** A non-voting read-only replica (it announces itself to the voters when it asks for gossip). */
+  readOnlyReplica: boolean;
 }
 
 /** A member as this node knows it. */
@@ -50,6 +52,8 @@ const DEFAULT_INTERVAL_MS = 500;
 const DEFAULT_DEAD_AFTER_MS = 2500;
 const REQUEST_TIMEOUT_MS = 1000;
 const MAX_BODY_BYTES = 1024 * 1024;
+const ANNOUNCE_HEADER = 'x-chronicle-member';
+const MAX_ANNOUNCEMENT_BYTES = 4096;
 
 /**
  * Gossip over the internal HTTP interface: each node serves `GET /gossip` (its view, as JSON) and
@@ -60,6 +64,8 @@ const MAX_BODY_BYTES = 1024 * 1024;
  */
 export class Gossip {
   private readonly known = new Map<string, KnownMember>();
+  /** Read-only replicas that announced themselves when asking this node for gossip. */
+  private readonly announced = new Map<string, KnownMember>();
   private readonly refusedLogged = new Set<string>();
   private server: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -85,7 +91,7 @@ export class Gossip {
     const self = this.options.self();
     const now = Date.now();
     const deadAfterMs = this.options.deadAfterMs ?? DEFAULT_DEAD_AFTER_MS;
-    const others = [...this.known.values()]
+    const others = [...this.known.values(), ...this.announced.values()]
       .filter((member) => member.id !== self.id)
       .map((member) => ({ ...member, isAlive: member.lastSeenMs > 0 && now - member.lastSeenMs <= deadAfterMs }));
     return [{ ...self, isAlive: true, lastSeenMs: now }, ...others];
@@ -95,12 +101,36 @@ export class Gossip {
     return this.view().find((member) => member.id === id);
   }
 
+  /** Read-only replicas heard from recently. */
+  replicas(): KnownMember[] {
+    return this.view().filter((member) => member.readOnlyReplica && member.isAlive && this.announced.has(member.id));
+  }
+
   private serve(request: IncomingMessage, response: ServerResponse): void {
     if (request.method !== 'GET' || (request.url ?? '').split('?')[0] !== '/gossip') {
       response.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found: the internal interface serves GET /gossip' }));
       return;
     }
+    this.noteAnnouncement(request.headers[ANNOUNCE_HEADER]);
     response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ clusterId: this.options.clusterId, members: this.view() }));
+  }
+
+  /** A read-only replica of this cluster says who it is when it asks: the voters learn of it. */
+  private noteAnnouncement(header: string | string[] | undefined): void {
+    if (typeof header !== 'string' || header.length > MAX_ANNOUNCEMENT_BYTES) return;
+    let member: MemberInfo | undefined;
+    try {
+      member = parseMember(JSON.parse(decodeURIComponent(header)));
+    } catch {
+      return;
+    }
+    if (!member || !member.readOnlyReplica || member.clusterId !== this.options.clusterId || this.options.members.includes(member.id)) return;
+    const isNew = !this.announced.has(member.id);
+    this.announced.set(member.id, { ...member, isAlive: true, lastSeenMs: Date.now() });
+    if (isNew) {
+      this.options.log('info', `read-only replica ${member.id} announced itself`);
+      this.options.onChange?.();
+    }
   }
 
   private schedule(delayMs: number): void {
@@ -118,7 +148,9 @@ export class Gossip {
   private async ask(id: string): Promise<void> {
     let body: unknown;
     try {
-      const response = await fetch(`http://${id}/gossip`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      const self = this.options.self();
+      const headers: Record<string, string> = self.readOnlyReplica ? { [ANNOUNCE_HEADER]: encodeURIComponent(JSON.stringify(self)) } : {};
+      const response = await fetch(`http://${id}/gossip`, { headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
       if (!response.ok) return;
       const text = await response.text();
       if (text.length > MAX_BODY_BYTES) return;
@@ -221,5 +253,6 @@ function parseMember(value: unknown): MemberInfo | undefined {
     commitIndex,
     lastIndex,
     appliedPosition,
+    readOnlyReplica: member.readOnlyReplica === true,
   };
 }

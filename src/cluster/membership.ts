@@ -7,8 +7,10 @@ import type { Endpoint } from './gossip.js';
 export interface ClusterLayout {
   /** This node's id: its internal gossip endpoint, as the others name it. */
   selfId: string;
-  /** Every voter's id, self included, sorted. */
+  /** Every voter's id (self included unless this node is a read-only replica), sorted. */
   voters: string[];
+  /** This node, when it is a read-only replica; the voters learn of replicas through gossip. */
+  learners: string[];
   /** Derived from the voters: a node configured for another cluster has another id and is refused. */
   clusterId: string;
 }
@@ -22,6 +24,7 @@ export interface MembershipSettings {
   clusterDns: string | null;
   clusterGossipPort: number;
   clusterDnsServer: Endpoint | null;
+  readOnlyReplica: boolean;
 }
 
 export function endpointId(endpoint: Endpoint): string {
@@ -61,14 +64,14 @@ export async function resolveClusterLayout(settings: MembershipSettings): Promis
   } else {
     throw new Error(`--cluster-size ${settings.clusterSize} needs the other nodes: give --gossip-seed host:port,... or --discover-via-dns with --cluster-dns <name>`);
   }
-  const voters = [...new Set([selfId, ...others])].sort();
   if (others.includes(selfId)) throw new Error(`the gossip seeds include this node itself (${selfId}); list only the other nodes`);
+  // A read-only replica is not a voter: the seeds (or DNS addresses) are exactly the voters.
+  const voters = [...new Set(settings.readOnlyReplica ? others : [selfId, ...others])].sort();
   if (voters.length !== settings.clusterSize) {
-    throw new Error(
-      `--cluster-size is ${settings.clusterSize}, but the configuration names ${voters.length} node(s): ${voters.join(', ')}; every voter must be listed (this node plus the others)`,
-    );
+    const who = settings.readOnlyReplica ? 'the voters (a read-only replica lists all of them, not itself)' : 'this node plus the others';
+    throw new Error(`--cluster-size is ${settings.clusterSize}, but the configuration names ${voters.length} voter(s): ${voters.join(', ')}; every voter must be listed (${who})`);
   }
-  return { selfId, voters, clusterId: clusterIdOf(voters) };
+  return { selfId, voters, learners: settings.readOnlyReplica ? [selfId] : [], clusterId: clusterIdOf(voters) };
 }
 
 async function resolveAll(name: string, server: Endpoint | null): Promise<string[]> {

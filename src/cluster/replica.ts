@@ -553,6 +553,26 @@ export class Replica {
     return this.raftLog.entries(fromIndex, count);
   }
 
+  /** The voters and read-only replicas, as the log records them. */
+  get membership(): Membership {
+    return this.core.membership;
+  }
+
+  /**
+   * Adds a read-only replica to the membership with a configuration entry (the leader only): from
+   * then on the leader ships it the log. It never votes and never counts toward a quorum.
+   */
+  addLearner(id: NodeId): boolean {
+    if (!this.writable) return false;
+    const current = this.core.membership;
+    if (current.voters.includes(id) || current.learners.includes(id)) return false;
+    const result = this.core.propose('config', undefined as unknown as RecordBody, { voters: current.voters, learners: [...current.learners, id] });
+    if (!result.ok) return false;
+    this.trackDurable(this.raftLog.append(this.core.takeProposed()), result.index, result.term);
+    this.requestPump();
+    return true;
+  }
+
   /** Hands leadership to another voter (the Operations service's resign). */
   resign(): boolean {
     const handed = this.core.resign();

@@ -50,6 +50,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     clusterDns: configuration.clusterDns,
     clusterGossipPort: configuration.clusterGossipPort,
     clusterDnsServer: configuration.clusterDnsServer,
+    readOnlyReplica: configuration.readOnlyReplica,
   });
   logger.info({ clusterId: layout.clusterId, voters: layout.voters, self: layout.selfId }, `cluster of ${layout.voters.length}: ${layout.voters.join(', ')}`);
   const instanceId = newInstanceId();
@@ -60,7 +61,9 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     clusterId: layout.clusterId,
     listen: { host: configuration.intIp, port: configuration.intTcpPort },
     endpointOf: (id) => member(id)?.internalTcp,
-    isMember: (id) => layout.voters.includes(id),
+    // Voters, and read-only replicas of this cluster (known from gossip or from the log).
+    isMember: (id) =>
+      layout.voters.includes(id) || layout.learners.includes(id) || holder.replica?.membership.learners.includes(id) === true || (holder.gossip?.replicas().some((replica) => replica.id === id) ?? false),
     onMessage: (from, message) => holder.replica?.receive(from, message),
     log: (message) => logger.warn(message),
   });
@@ -73,7 +76,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
   try {
     replica = await Replica.open({
       id: layout.selfId,
-      membership: { voters: layout.voters, learners: [] },
+      membership: { voters: layout.voters, learners: layout.learners },
       directory: configuration.memDb ? '/chronicle' : resolve(configuration.db),
       fileSystem: configuration.memDb ? new MemoryFileSystem() : new NodeFileSystem(),
       transport: { send: (to, message) => peers.send(to, message) },
@@ -111,14 +114,23 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
         commitIndex: status.commitIndex,
         lastIndex: status.lastIndex,
         appliedPosition: replica.store.position,
+        readOnlyReplica: configuration.readOnlyReplica,
       };
     },
     members: layout.voters,
     clusterId: layout.clusterId,
     listen: { host: configuration.intIp, port: configuration.intHttpPort },
     log: (level, message) => logger[level](message),
+    onChange: () => admitReplicas(),
   });
   holder.gossip = gossip;
+  // The leader adds read-only replicas that announced themselves to the membership.
+  const admitReplicas = (): void => {
+    for (const candidate of gossip.replicas()) {
+      if (replica.addLearner(candidate.id)) logger.info(`adding read-only replica ${candidate.id} to the cluster`);
+    }
+  };
+  const replicaAdmission = setInterval(admitReplicas, 1000);
   const server = createExternalInterface(configuration, logger, replica.store, tls, {
     identity: {
       instanceId,
@@ -136,6 +148,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       logger.info('stopping: no new calls; writes in flight finish, then the store is flushed and closed');
+      clearInterval(replicaAdmission);
       await server.close();
       await gossip.close();
       await peers.close();

@@ -41,6 +41,7 @@ export interface ServerConfiguration {
   readonly extHttpPort: number;
   readonly intTcpPortAdvertiseAs: number | null;
   readonly clusterSize: number;
+  readonly readOnlyReplica: boolean;
   readonly discoverViaDns: boolean;
   readonly gossipSeeds: readonly GossipSeed[];
   readonly clusterDns: string | null;

@@ -181,6 +181,16 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     defaultText: '1',
     parse: parseClusterSize,
   },
+  readOnlyReplica: {
+    key: 'readOnlyReplica',
+    flag: 'read-only-replica',
+    kind: 'boolean',
+    valueName: BOOLEAN_VALUE,
+    description: 'join the cluster as a non-voting read-only replica: it receives the log and serves reads; the gossip seeds (or DNS) name the --cluster-size voters',
+    defaultValue: false,
+    defaultText: 'false',
+    parse: parseBoolean,
+  },
   discoverViaDns: {
     key: 'discoverViaDns',
     flag: 'discover-via-dns',

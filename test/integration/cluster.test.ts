@@ -535,6 +535,54 @@ describe('fault tests on free ports: a partitioned leader, a five-node cluster',
     }
   });
 
+  it('a read-only replica joins, receives the log, serves reads with the read-only-replica preference, and never counts toward a quorum', async () => {
+    const { nodes, gossipPorts, externalPorts } = await startCluster(3, false);
+    const [replicationPort, gossipPort, externalPort] = await Promise.all([freePort(), freePort(), freePort()]);
+    const replica = await ServerProcess.startCommandLine(
+      ['--insecure', '--mem-db', '--read-only-replica', '--int-ip', '127.0.0.1', '--ext-ip', '127.0.0.1', `--int-tcp-port=${replicationPort}`, `--int-http-port=${gossipPort}`, `--ext-http-port=${externalPort}`, '--cluster-size=3', '--discover-via-dns=false', `--gossip-seed=${gossipPorts.map((port) => `127.0.0.1:${port}`).join(',')}`],
+      '127.0.0.1',
+      externalPort,
+    );
+    const all = [...externalPorts, externalPort].map((port) => `127.0.0.1:${port}`).join(',');
+    const client = kurrent.KurrentDBClient.connectionString(`kurrentdb://${all}?tls=false`);
+    const replicaClient = kurrent.KurrentDBClient.connectionString(`kurrentdb://${all}?tls=false&nodePreference=readonlyreplica`);
+    try {
+      await waitForGossip(gossipPorts, (members) => leaderIn(members) !== undefined && members.some((m) => m.isAlive && m.state === 'ReadOnlyReplica'), FORM_TIMEOUT_MS, 'the replica to show as ReadOnlyReplica in the voters\u2019 gossip');
+      for (let i = 0; i < 10; i++) await client.appendToStream('replicated', kurrent.jsonEvent({ type: 'r', data: { i } }));
+      const deadline = Date.now() + 10_000;
+      let seen = 0;
+      while (seen < 10 && Date.now() < deadline) {
+        seen = 0;
+        try {
+          for await (const resolved of replicaClient.readStream('replicated')) if (resolved.event) seen++;
+        } catch {
+          // Not there yet.
+        }
+        if (seen < 10) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.equal(seen, 10, 'the replica serves what the cluster wrote');
+      const fromReplica = ((await (await fetch(`http://127.0.0.1:${gossipPort}/gossip`)).json()) as { members: GossipMember[] }).members[0]!;
+      assert.equal(fromReplica.state, 'ReadOnlyReplica');
+      // Two voters gone: the replica does not make a quorum with the third.
+      const view = await waitForGossip(gossipPorts, (members) => leaderIn(members) !== undefined, 5000, 'a leader');
+      const leaderIndex = externalPorts.indexOf(leaderIn(view)!.externalHttp.port);
+      const doomed = [0, 1, 2].filter((i) => i !== leaderIndex).slice(0, 2);
+      await Promise.all(doomed.map((i) => nodes[i]!.kill()));
+      const direct = kurrent.KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${externalPorts[leaderIndex]}?tls=false`);
+      try {
+        const outcome = await direct.appendToStream('replicated', kurrent.jsonEvent({ type: 'no-quorum', data: {} })).then(() => 'acknowledged', () => 'failed');
+        assert.equal(outcome, 'failed', 'one voter and a replica are not a quorum');
+      } finally {
+        await direct.dispose();
+      }
+    } finally {
+      await client.dispose();
+      await replicaClient.dispose();
+      await replica.stop();
+      await Promise.all(nodes.map((node) => node.stop()));
+    }
+  });
+
   it('a five-node cluster keeps taking writes with two nodes killed (the leader among them)', async () => {
     const { nodes, gossipPorts, externalPorts } = await startCluster(5, false);
     const connection = `kurrentdb://${externalPorts.map((port) => `127.0.0.1:${port}`).join(',')}?tls=false`;
