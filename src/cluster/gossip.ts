@@ -26,6 +26,8 @@ export interface MemberInfo {
   appliedPosition: number;
   /** A non-voting read-only replica (it announces itself to the voters when it asks for gossip). */
   readOnlyReplica: boolean;
+  /** Set through the Operations service: in an election, nodes of higher priority go first. */
+  nodePriority: number;
 }
 
 /** A member as this node knows it. */
@@ -254,5 +256,6 @@ function parseMember(value: unknown): MemberInfo | undefined {
     lastIndex,
     appliedPosition,
     readOnlyReplica: member.readOnlyReplica === true,
+    nodePriority: typeof member.nodePriority === 'number' && Number.isSafeInteger(member.nodePriority) ? member.nodePriority : 0,
   };
 }

@@ -573,6 +573,11 @@ export class Replica {
     return true;
   }
 
+  /** Makes this node wait `ticks` more before campaigning (lower node priority). */
+  setElectionPenalty(ticks: number): void {
+    this.core.setElectionPenalty(ticks);
+  }
+
   /** Hands leadership to another voter (the Operations service's resign). */
   resign(): boolean {
     const handed = this.core.resign();

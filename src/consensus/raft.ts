@@ -120,6 +120,7 @@ export class RaftNode<P> {
   private readonly bootstrap: Membership;
 
   private electionElapsed = 0;
+  private electionPenaltyTicks = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTicks = 0;
   private votes = new Map<NodeId, boolean>();
@@ -258,6 +259,15 @@ export class RaftNode<P> {
     return true;
   }
 
+  /**
+   * Extra ticks this node waits, beyond its election timeout, before it campaigns: nodes of a
+   * higher priority time out first and so usually win (the Operations service's node priority).
+   */
+  setElectionPenalty(ticks: number): void {
+    if (!Number.isSafeInteger(ticks) || ticks < 0) throw new RangeError(`an election penalty is a whole number of ticks, got ${ticks}`);
+    this.electionPenaltyTicks = ticks;
+  }
+
   /** Campaigns now instead of waiting for the election timeout (a cluster of one at start-up). */
   campaignNow(): void {
     if (this.role === 'leader' || this.role === 'learner') return;
@@ -354,7 +364,7 @@ export class RaftNode<P> {
   private tickFollower(): void {
     this.electionElapsed++;
     if (this.role === 'learner') return;
-    if (this.electionElapsed >= this.randomizedElectionTicks) {
+    if (this.electionElapsed >= this.randomizedElectionTicks + this.electionPenaltyTicks) {
       this.electionElapsed = 0;
       this.campaign(this.options.preVote ? 'pre-vote' : 'vote', false);
     }

@@ -25,6 +25,8 @@ const REAL_TIMERS: ReplicaTimers = {
 };
 
 const READ_PATH = '/event_store.client.streams.Streams/Read';
+/** A node waits this many more ticks per live voter of higher priority before it campaigns. */
+const ELECTION_PENALTY_TICKS_PER_HIGHER_NODE = 10;
 const WRITE_PATHS = new Set([
   '/event_store.client.streams.Streams/Append',
   '/event_store.client.streams.Streams/BatchAppend',
@@ -99,6 +101,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
   }
   holder.replica = replica;
   let externalPort = configuration.extHttpPort;
+  let nodePriority = 0;
   const gossip = new Gossip({
     self: (): MemberInfo => {
       const status = replica.raftStatus;
@@ -115,6 +118,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
         lastIndex: status.lastIndex,
         appliedPosition: replica.store.position,
         readOnlyReplica: configuration.readOnlyReplica,
+        nodePriority,
       };
     },
     members: layout.voters,
@@ -124,11 +128,14 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     onChange: () => admitReplicas(),
   });
   holder.gossip = gossip;
-  // The leader adds read-only replicas that announced themselves to the membership.
+  // The leader adds read-only replicas that announced themselves to the membership; every node
+  // lets live voters of a higher priority go first in elections.
   const admitReplicas = (): void => {
     for (const candidate of gossip.replicas()) {
       if (replica.addLearner(candidate.id)) logger.info(`adding read-only replica ${candidate.id} to the cluster`);
     }
+    const higher = gossip.view().filter((member) => member.isAlive && member.id !== layout.selfId && layout.voters.includes(member.id) && member.nodePriority > nodePriority).length;
+    replica.setElectionPenalty(higher * ELECTION_PENALTY_TICKS_PER_HIGHER_NODE);
   };
   const replicaAdmission = setInterval(admitReplicas, 1000);
   const server = createExternalInterface(configuration, logger, replica.store, tls, {
@@ -141,6 +148,10 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
       version: PROTOCOL_COMPATIBILITY_VERSION,
       members: () => clusterView(gossip.view(), replica),
       resign: () => replica.resign(),
+      setNodePriority: (priority) => {
+        nodePriority = priority;
+        logger.info(`node priority set to ${priority}`);
+      },
     },
     requestShutdown: configuration.insecure ? () => void stop() : undefined,
     admit: (context) => admitCall(context, replica),

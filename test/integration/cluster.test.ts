@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { connect as connectHttp2 } from 'node:http2';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -583,6 +584,30 @@ describe('fault tests on free ports: a partitioned leader, a five-node cluster',
     }
   });
 
+  it('Operations.SetNodePriority: after the leader dies, the follower of higher priority takes over', async () => {
+    const { nodes, gossipPorts, externalPorts } = await startCluster(3, false);
+    try {
+      const view = await waitForGossip(gossipPorts, (members) => leaderIn(members) !== undefined && members.filter((m) => m.isAlive && m.state === 'Follower').length === 2, FORM_TIMEOUT_MS, 'a leader and two followers');
+      const leader = leaderIn(view)!;
+      const leaderIndex = externalPorts.indexOf(leader.externalHttp.port);
+      const favourite = [0, 1, 2].find((i) => i !== leaderIndex)!;
+      // The JS clients do not expose the Operations service: a raw unary gRPC call, priority 10.
+      const status = await unaryGrpc(externalPorts[favourite]!, '/event_store.client.operations.Operations/SetNodePriority', Buffer.from([0x08, 0x0a]));
+      assert.equal(status, '0');
+      await waitForGossip([gossipPorts[leaderIndex]!], (members) => members.some((m) => m.externalHttp.port === externalPorts[favourite] && (m as GossipMember & { nodePriority: number }).nodePriority === 10), 5000, 'the priority to travel in gossip');
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // every node recomputes its election penalty each second
+      await nodes[leaderIndex]!.kill();
+      const survivors = gossipPorts.filter((_, i) => i !== leaderIndex);
+      const after = await waitForGossip(survivors, (members) => {
+        const next = leaderIn(members);
+        return next !== undefined && next.id !== leader.id;
+      }, 15_000, 'a new leader');
+      assert.equal(leaderIn(after)!.externalHttp.port, externalPorts[favourite], 'the node of higher priority leads');
+    } finally {
+      await Promise.all(nodes.map((node) => node.stop()));
+    }
+  });
+
   it('a five-node cluster keeps taking writes with two nodes killed (the leader among them)', async () => {
     const { nodes, gossipPorts, externalPorts } = await startCluster(5, false);
     const connection = `kurrentdb://${externalPorts.map((port) => `127.0.0.1:${port}`).join(',')}?tls=false`;
@@ -611,3 +636,30 @@ describe('fault tests on free ports: a partitioned leader, a five-node cluster',
     }
   });
 });
+
+/** One unary gRPC call on a fresh HTTP/2 connection; resolves with the grpc-status. */
+async function unaryGrpc(port: number, path: string, message: Buffer): Promise<string> {
+  const session = connectHttp2(`http://127.0.0.1:${port}`);
+  try {
+    const frame = Buffer.alloc(5 + message.byteLength);
+    frame.writeUInt32BE(message.byteLength, 1);
+    message.copy(frame, 5);
+    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    const status = new Promise<string>((resolve, reject) => {
+      let seen: string | undefined;
+      stream.on('response', (headers) => {
+        if (headers['grpc-status'] !== undefined) seen = String(headers['grpc-status']);
+      });
+      stream.on('trailers', (trailers) => {
+        seen = String(trailers['grpc-status']);
+      });
+      stream.on('close', () => (seen !== undefined ? resolve(seen) : reject(new Error('no grpc-status'))));
+      stream.on('error', reject);
+    });
+    stream.resume();
+    stream.end(frame);
+    return await status;
+  } finally {
+    session.close();
+  }
+}

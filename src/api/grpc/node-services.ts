@@ -20,6 +20,8 @@ export interface NodeIdentity {
   members?: () => ClusterMember[];
   /** Hands leadership to another node (Operations.ResignNode); false when this node does not lead. */
   resign?: () => boolean;
+  /** Sets this node's priority in elections (Operations.SetNodePriority). */
+  setNodePriority?: (priority: number) => void;
 }
 
 /** One member as the clients' gossip shows it. */
@@ -99,6 +101,21 @@ export function registerNodeServices(server: GrpcServer, identity: NodeIdentity,
       response: codecOf('event_store.client.Empty'),
       handle: async () => {
         if (!resign()) throw new InvalidArgumentError('this node is not the leader, or no other voter can take over: nothing to resign');
+        return {};
+      },
+    });
+  }
+  if (identity.setNodePriority) {
+    const setNodePriority = identity.setNodePriority;
+    server.addMethod({
+      kind: 'unary',
+      path: '/event_store.client.operations.Operations/SetNodePriority',
+      request: codecOf('event_store.client.operations.SetNodePriorityReq'),
+      response: codecOf('event_store.client.Empty'),
+      handle: async (request) => {
+        const priority = Number(request.priority ?? 0);
+        if (!Number.isInteger(priority)) throw new InvalidArgumentError(`a node priority is an integer, got ${String(request.priority)}`);
+        setNodePriority(priority);
         return {};
       },
     });
