@@ -1,6 +1,10 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import type { InternalTls } from './peer-transport.js';
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import { listenOn } from './listen.js';
+import { parseEndpointId } from './membership.js';
 import type { NodeState } from './replica.js';
 
 export interface Endpoint {
@@ -48,6 +52,8 @@ export interface GossipOptions {
   deadAfterMs?: number;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
   onChange?: () => void;
+  /** Gossip over HTTPS with mutual TLS (the same material as replication); HTTP without. */
+  tls?: InternalTls;
 }
 
 const DEFAULT_INTERVAL_MS = 500;
@@ -77,7 +83,11 @@ export class Gossip {
   constructor(private readonly options: GossipOptions) {}
 
   async start(): Promise<Endpoint> {
-    const server = createServer((request, response) => this.serve(request, response));
+    const tls = this.options.tls;
+    const handler = (request: IncomingMessage, response: ServerResponse): void => this.serve(request, response);
+    const server = tls
+      ? createHttpsServer({ cert: tls.certificate, key: tls.privateKey, ca: tls.trustedRoot, requestCert: true, rejectUnauthorized: true }, handler)
+      : createServer(handler);
     this.server = server;
     this.boundPort = await listenOn(server, this.options.listen);
     this.schedule(0);
@@ -152,10 +162,8 @@ export class Gossip {
     try {
       const self = this.options.self();
       const headers: Record<string, string> = self.readOnlyReplica ? { [ANNOUNCE_HEADER]: encodeURIComponent(JSON.stringify(self)) } : {};
-      const response = await fetch(`http://${id}/gossip`, { headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-      if (!response.ok) return;
-      const text = await response.text();
-      if (text.length > MAX_BODY_BYTES) return;
+      const text = await getText(id, headers, this.options.tls);
+      if (text === undefined) return;
       body = JSON.parse(text);
     } catch {
       return; // Unreachable or not answering: it goes dead by silence.
@@ -194,6 +202,36 @@ export class Gossip {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+/** GET /gossip from a member (`host:port`), bounded in time and size; undefined unless 200. */
+function getText(id: string, headers: Record<string, string>, tls: InternalTls | undefined): Promise<string | undefined> {
+  const { host, port } = parseEndpointId(id);
+  return new Promise((resolve, reject) => {
+    const options = { host, port, path: '/gossip', method: 'GET', headers, timeout: REQUEST_TIMEOUT_MS };
+    const request = tls
+      ? httpsRequest({ ...options, cert: tls.certificate, key: tls.privateKey, ca: tls.trustedRoot, rejectUnauthorized: true, ...(isIP(host) === 0 ? { servername: host } : {}) })
+      : httpRequest(options);
+    request.on('timeout', () => request.destroy(new Error('gossip request timed out')));
+    request.on('error', reject);
+    request.on('response', (response) => {
+      if (response.statusCode !== 200) {
+        response.resume();
+        resolve(undefined);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      response.on('data', (chunk: Buffer) => {
+        bytes += chunk.byteLength;
+        if (bytes > MAX_BODY_BYTES) request.destroy(new Error('gossip answer too large'));
+        else chunks.push(chunk);
+      });
+      response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      response.on('error', reject);
+    });
+    request.end();
+  });
 }
 
 export function newInstanceId(): string {

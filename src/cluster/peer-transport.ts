@@ -1,4 +1,5 @@
-import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as connectTls, createServer as createTlsServer } from 'node:tls';
 import type { Message, NodeId } from '../consensus/types.js';
 import { listenOn } from './listen.js';
 import { decodePeerFrame, encodePeerControlFrame, encodePeerMessageFrame, PeerFrameReader, type PeerFrame } from './peer-codec.js';
@@ -10,9 +11,18 @@ export interface PeerEndpoint {
   port: number;
 }
 
+/** Mutual TLS between the nodes: each presents its certificate and checks the other's against the trusted root. */
+export interface InternalTls {
+  certificate: Buffer;
+  privateKey: Buffer;
+  trustedRoot: Buffer;
+}
+
 export interface PeerTransportOptions {
   selfId: NodeId;
   clusterId: string;
+  /** Replication over mutual TLS; cleartext without. */
+  tls?: InternalTls;
   listen: PeerEndpoint;
   /** Where a peer's replication endpoint is (learned from gossip); undefined while unknown. */
   endpointOf: (id: NodeId) => PeerEndpoint | undefined;
@@ -134,7 +144,12 @@ export class PeerTransport implements ReplicaTransport {
   /** Listens on `listen`; resolves once bound (see `address` for the port when it was 0). */
   async start(): Promise<void> {
     if (this.server || this.closed) throw new Error('the peer transport was already started');
-    const server = createServer((socket) => this.onInboundConnection(socket));
+    const tls = this.options.tls;
+    const server = tls
+      ? createTlsServer({ cert: tls.certificate, key: tls.privateKey, ca: tls.trustedRoot, requestCert: true, rejectUnauthorized: true }, (socket) => this.onInboundConnection(socket))
+      : createServer((socket) => this.onInboundConnection(socket));
+    // A peer whose certificate the trusted root does not vouch for never gets as far as a hello.
+    server.on('tlsClientError', (error) => this.log(`refused a replication connection: ${error.message}`));
     this.server = server;
     const port = await listenOn(server, this.options.listen);
     server.on('error', (error) => this.log(`the replication listener failed: ${error.message}`));
@@ -235,7 +250,19 @@ export class PeerTransport implements ReplicaTransport {
         return false;
       }
       hello = encodePeerControlFrame({ type: 'hello', clusterId: this.options.clusterId, from: this.options.selfId, to: peer.id });
-      socket = createConnection({ host: endpoint.host, port: endpoint.port });
+      const tls = this.options.tls;
+      socket = tls
+        ? connectTls({
+            host: endpoint.host,
+            port: endpoint.port,
+            cert: tls.certificate,
+            key: tls.privateKey,
+            ca: tls.trustedRoot,
+            rejectUnauthorized: true,
+            // SNI takes names only; an IP address is checked against the certificate's IP entries.
+            ...(isIP(endpoint.host) === 0 ? { servername: endpoint.host } : {}),
+          })
+        : createConnection({ host: endpoint.host, port: endpoint.port });
     } catch (error) {
       this.notePeerProblem(peer, `cannot dial ${peer.id} at ${endpoint ? `${endpoint.host}:${endpoint.port}` : 'its endpoint'}: ${errorText(error)}`);
       return false;

@@ -1,10 +1,11 @@
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { CallContext } from '../api/grpc/grpc-server.js';
 import type { ClusterMember, VNodeState } from '../api/grpc/node-services.js';
 import { Gossip, newInstanceId, type KnownMember, type MemberInfo } from '../cluster/gossip.js';
 import { resolveClusterLayout } from '../cluster/membership.js';
-import { PeerTransport } from '../cluster/peer-transport.js';
+import { PeerTransport, type InternalTls } from '../cluster/peer-transport.js';
 import { Replica, type ReplicaTimers } from '../cluster/replica.js';
 import { NotLeaderError } from '../errors.js';
 import { MemoryFileSystem } from '../storage/memory-file-system.js';
@@ -55,12 +56,14 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     readOnlyReplica: configuration.readOnlyReplica,
   });
   logger.info({ clusterId: layout.clusterId, voters: layout.voters, self: layout.selfId }, `cluster of ${layout.voters.length}: ${layout.voters.join(', ')}`);
+  const internalTls = await loadInternalTls(configuration, tls);
   const instanceId = newInstanceId();
   const holder: { replica?: Replica; gossip?: Gossip } = {};
   const member = (id: string): KnownMember | undefined => holder.gossip?.member(id);
   const peers = new PeerTransport({
     selfId: layout.selfId,
     clusterId: layout.clusterId,
+    ...(internalTls ? { tls: internalTls } : {}),
     listen: { host: configuration.intIp, port: configuration.intTcpPort },
     endpointOf: (id) => member(id)?.internalTcp,
     // Voters, and read-only replicas of this cluster (known from gossip or from the log).
@@ -123,6 +126,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     },
     members: layout.voters,
     clusterId: layout.clusterId,
+    ...(internalTls ? { tls: internalTls } : {}),
     listen: { host: configuration.intIp, port: configuration.intHttpPort },
     log: (level, message) => logger[level](message),
     onChange: () => admitReplicas(),
@@ -198,6 +202,18 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
       return exitCode;
     },
   };
+}
+
+/**
+ * Without --insecure the internal interfaces use mutual TLS: each node presents its certificate
+ * (the external one) and accepts only peers whose certificates the trusted root signed.
+ */
+async function loadInternalTls(configuration: ServerConfiguration, external: { certificate: Buffer; privateKey: Buffer } | undefined): Promise<InternalTls | undefined> {
+  if (!external) return undefined;
+  if (!configuration.trustedRootCertificateFile) {
+    throw new Error('a cluster without --insecure needs --trusted-root-certificate-file: the CA that signed the nodes\u2019 certificates, to check peers on the internal interfaces');
+  }
+  return { ...external, trustedRoot: await readFile(configuration.trustedRootCertificateFile) };
 }
 
 /** Waits (bounded) for a leader; warns if there is none by the formation timeout. */

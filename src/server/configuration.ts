@@ -54,6 +54,7 @@ export interface ServerConfiguration {
   /** PEM certificate (and chain) of the external interface; TLS is on when it is set and `insecure` is not. */
   readonly certificateFile: string | null;
   readonly certificatePrivateKeyFile: string | null;
+  readonly trustedRootCertificateFile: string | null;
   readonly maxAppendSizeBytes: number;
   /** The YAML file the settings were read from, or null if none was named. */
   readonly configFile: string | null;

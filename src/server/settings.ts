@@ -302,6 +302,16 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     defaultText: 'none',
     parse: parseFilePath,
   },
+  trustedRootCertificateFile: {
+    key: 'trustedRootCertificateFile',
+    flag: 'trusted-root-certificate-file',
+    kind: 'value',
+    valueName: '<file>',
+    description: "in a cluster without --insecure: the CA certificate (PEM) that signed the nodes' certificates; replication and gossip use mutual TLS checked against it",
+    defaultValue: null,
+    defaultText: 'none',
+    parse: parseFilePath,
+  },
   maxAppendSizeBytes: {
     key: 'maxAppendSizeBytes',
     flag: 'max-append-size',

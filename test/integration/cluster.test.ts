@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { connect as connectHttp2 } from 'node:http2';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type * as KurrentLib from '@kurrent/kurrentdb-client';
 import { checkHistory, type FinalEvent } from '../../sim/checkers.js';
 import { History, type AppendOperation } from '../../sim/history.js';
+import { makeCertificates, type TestCertificates } from '../helpers/certificates.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { freePort, ServerProcess } from './server-process.js';
 
@@ -605,6 +606,52 @@ describe('fault tests on free ports: a partitioned leader, a five-node cluster',
       assert.equal(leaderIn(after)!.externalHttp.port, externalPorts[favourite], 'the node of higher priority leads');
     } finally {
       await Promise.all(nodes.map((node) => node.stop()));
+    }
+  });
+
+  it('over TLS: clients on tls=true, mutual TLS between the nodes, and a node whose certificate another CA signed is refused', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'chronicle-cluster-tls-'));
+    const files = await makeCertificates(directory);
+    const otherDirectory = join(directory, 'other');
+    await mkdir(otherDirectory);
+    const foreign = await makeCertificates(otherDirectory, 'Another CA');
+    const ports = await Promise.all(Array.from({ length: 12 }, () => freePort()));
+    const [replication, gossip, external] = [ports.slice(0, 4), ports.slice(4, 8), ports.slice(8, 12)];
+    const tlsArgs = (certificates: TestCertificates, trusted: string) => ['--certificate-file', certificates.certificate, '--certificate-private-key-file', certificates.key, '--trusted-root-certificate-file', trusted];
+    const argsOf = (i: number, certificates: TestCertificates, trusted: string) => [
+      ...tlsArgs(certificates, trusted),
+      '--mem-db', '--int-ip', '127.0.0.1', '--ext-ip', '127.0.0.1', `--int-tcp-port=${replication[i]}`, `--int-http-port=${gossip[i]}`, `--ext-http-port=${external[i]}`,
+      '--cluster-size=3', '--discover-via-dns=false', `--gossip-seed=${gossip.slice(0, 3).filter((_, j) => j !== i).map((port) => `127.0.0.1:${port}`).join(',')}`,
+    ];
+    const nodes = await Promise.all([0, 1, 2].map((i) => ServerProcess.startCommandLine(argsOf(i, files, files.ca), '127.0.0.1', external[i]!)));
+    // Same member list (so the same cluster id), but its certificate comes from another CA.
+    const impostor = await ServerProcess.startCommandLine(
+      [...tlsArgs(foreign, foreign.ca), '--mem-db', '--int-ip', '127.0.0.1', '--ext-ip', '127.0.0.1', `--int-tcp-port=${replication[3]}`, `--int-http-port=${gossip[3]}`, `--ext-http-port=${external[3]}`, '--cluster-size=3', '--discover-via-dns=false', '--read-only-replica', `--gossip-seed=${gossip.slice(0, 3).map((port) => `127.0.0.1:${port}`).join(',')}`],
+      '127.0.0.1',
+      external[3]!,
+    );
+    const client = kurrent.KurrentDBClient.connectionString(`kurrentdb://${external.slice(0, 3).map((port) => `127.0.0.1:${port}`).join(',')}?tls=true&tlsCAFile=${files.ca}`);
+    try {
+      const deadline = Date.now() + FORM_TIMEOUT_MS;
+      let written = false;
+      while (!written && Date.now() < deadline) {
+        written = await client.appendToStream('over-tls', kurrent.jsonEvent({ type: 'secure', data: {} })).then(() => true, () => false);
+        if (!written) await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      assert.ok(written, `a write through TLS\n${nodes[0]!.logText(15)}`);
+      const types: string[] = [];
+      for await (const resolved of client.readStream('over-tls')) types.push(resolved.event!.type);
+      assert.deepEqual(types, ['secure']);
+      // The impostor's gossip requests fail the TLS handshake: it is never announced, never added.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      for (const node of nodes) assert.ok(!node.logs.some((line) => line.includes('adding read-only replica')), 'the impostor was not admitted');
+      const plainGossip = await fetch(`http://127.0.0.1:${gossip[0]}/gossip`, { signal: AbortSignal.timeout(1000) }).then(() => 'answered', () => 'refused');
+      assert.equal(plainGossip, 'refused', 'gossip does not answer cleartext HTTP');
+    } finally {
+      await client.dispose();
+      await impostor.stop();
+      await Promise.all(nodes.map((node) => node.stop()));
+      await rm(directory, { recursive: true, force: true });
     }
   });
 

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { makeCertificates } from '../helpers/certificates.js';
 import { makeTempDirectory } from '../helpers/temp-directory.js';
 import { forEachClient, withServerLog } from './client-matrix.js';
 import type { ClientKit, TestClient } from './clients.js';
@@ -15,17 +13,6 @@ import { uniqueStream, withTimeout } from './support.js';
  * client's grpc-js writes and its Rust reads alike — and a node with neither refuses to start.
  */
 const CALL_MS = 10_000;
-
-async function makeCertificates(directory: string): Promise<{ ca: string; certificate: string; key: string }> {
-  const path = (name: string) => join(directory, name);
-  const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path('ca.key'), '-out', path('ca.crt'), '-days', '2', '-subj', '/CN=Chronicle Test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', path('node.key'), '-out', path('node.csr'), '-subj', '/CN=localhost']);
-  await writeFile(path('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n');
-  openssl(['x509', '-req', '-in', path('node.csr'), '-CA', path('ca.crt'), '-CAkey', path('ca.key'), '-CAcreateserial', '-out', path('node.crt'), '-days', '2', '-extfile', path('ext.cnf')]);
-  return { ca: path('ca.crt'), certificate: path('node.crt'), key: path('node.key') };
-}
 
 forEachClient(import.meta.url, { timeoutMs: 45_000 }, (kitPromise) => {
   let kit: ClientKit;

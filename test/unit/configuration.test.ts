@@ -89,6 +89,7 @@ const EXAMPLES: { flag: string; text: string; key: SettingKey; value: unknown; w
   { flag: 'insecure', text: 'true', key: 'insecure', value: true },
   { flag: 'certificate-file', text: 'certs/node.crt', key: 'certificateFile', value: 'certs/node.crt' },
   { flag: 'certificate-private-key-file', text: 'certs/node.key', key: 'certificatePrivateKeyFile', value: 'certs/node.key' },
+  { flag: 'trusted-root-certificate-file', text: 'certs/ca.crt', key: 'trustedRootCertificateFile', value: 'certs/ca.crt' },
   { flag: 'max-append-size', text: '1048576', key: 'maxAppendSizeBytes', value: 1048576 },
 ];
 
@@ -123,6 +124,7 @@ describe('server configuration: defaults', () => {
       insecure: false,
       certificateFile: null,
       certificatePrivateKeyFile: null,
+      trustedRootCertificateFile: null,
       maxAppendSizeBytes: 32 * 1024 * 1024,
       configFile: null,
     });
