@@ -125,6 +125,7 @@ export class Replica {
   private readonly writableWaiters = new Set<() => void>();
   private failure: Error | undefined;
   private closed = false;
+  private startedWithoutState = false;
 
   private constructor(options: ReplicaOptions, store: EventStore, core: RaftNode<RecordBody>, raftLog: RaftLog, hardStateFile: HardStateFile, appliedIndex: number) {
     this.options = options;
@@ -205,7 +206,9 @@ export class Replica {
       },
       { hardState, termRuns: state.termRuns, lastIndex: state.lastIndex, configurations: state.configurations, bootstrap: options.membership, committedIndex: appliedIndex },
     );
-    return new Replica(options, store, core, raftLog, hardStateFile, appliedIndex);
+    const replica = new Replica(options, store, core, raftLog, hardStateFile, appliedIndex);
+    replica.startedWithoutState = savedHardState === undefined && state.lastIndex === 0;
+    return replica;
   }
 
   private start(): void {
@@ -571,6 +574,21 @@ export class Replica {
     this.trackDurable(this.raftLog.append(this.core.takeProposed()), result.index, result.term);
     this.requestPump();
     return true;
+  }
+
+  /** Whether this node started with nothing (no Raft state, empty log): an in-memory node, or a new disk. */
+  get startedEmpty(): boolean {
+    return this.startedWithoutState;
+  }
+
+  /** Lets this node vote and campaign, or not (see `RaftNode.setVotingAllowed`). */
+  setVotingAllowed(allowed: boolean): void {
+    this.core.setVotingAllowed(allowed);
+  }
+
+  /** Whether reads (and votes) are safe here: it applied what a leader had committed when it met it. */
+  get isCaughtUp(): boolean {
+    return this.caughtUp;
   }
 
   /** Makes this node wait `ticks` more before campaigning (lower node priority). */

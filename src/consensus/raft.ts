@@ -121,6 +121,8 @@ export class RaftNode<P> {
 
   private electionElapsed = 0;
   private electionPenaltyTicks = 0;
+  /** False while this node may have forgotten votes it cast (it restarted without its state). */
+  private votingAllowed = true;
   private heartbeatElapsed = 0;
   private randomizedElectionTicks = 0;
   private votes = new Map<NodeId, boolean>();
@@ -268,6 +270,15 @@ export class RaftNode<P> {
     this.electionPenaltyTicks = ticks;
   }
 
+  /**
+   * Stops (or resumes) this node granting votes and campaigning. A node that lost its disk (an
+   * in-memory node restarted) may have voted in the current term already and holds none of the
+   * committed entries: until it has caught up with a leader it must not take part in elections.
+   */
+  setVotingAllowed(allowed: boolean): void {
+    this.votingAllowed = allowed;
+  }
+
   /** Campaigns now instead of waiting for the election timeout (a cluster of one at start-up). */
   campaignNow(): void {
     if (this.role === 'leader' || this.role === 'learner') return;
@@ -366,7 +377,7 @@ export class RaftNode<P> {
     if (this.role === 'learner') return;
     if (this.electionElapsed >= this.randomizedElectionTicks + this.electionPenaltyTicks) {
       this.electionElapsed = 0;
-      this.campaign(this.options.preVote ? 'pre-vote' : 'vote', false);
+      if (this.votingAllowed) this.campaign(this.options.preVote ? 'pre-vote' : 'vote', false);
     }
   }
 
@@ -493,7 +504,7 @@ export class RaftNode<P> {
   }
 
   private onPreVote(from: NodeId, request: PreVoteRequest): void {
-    const granted = request.term > this.term && this.logIsUpToDate(request.lastIndex, request.lastTerm);
+    const granted = this.votingAllowed && request.term > this.term && this.logIsUpToDate(request.lastIndex, request.lastTerm);
     // A refusal carries our own term: a pre-candidate behind it adopts it, one ahead ignores it.
     // (Echoing the term asked about would make every refused pre-candidate adopt its own term + 1.)
     this.send(from, { kind: 'vote-response', term: granted ? request.term : this.term, preVote: true, granted });
@@ -503,7 +514,7 @@ export class RaftNode<P> {
     if (this.role === 'learner') return;
     const termOk = this.unsafe.ignoreVoteTerms || request.term === this.term;
     const canVote = this.votedFor === from || (this.votedFor === undefined && this.leader === undefined);
-    const granted = termOk && canVote && this.logIsUpToDate(request.lastIndex, request.lastTerm);
+    const granted = this.votingAllowed && termOk && canVote && this.logIsUpToDate(request.lastIndex, request.lastTerm);
     if (granted) {
       this.votedFor = from;
       this.hardStateDirty = true;

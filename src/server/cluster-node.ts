@@ -103,6 +103,11 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     throw error;
   }
   holder.replica = replica;
+  // A node that starts with nothing may be an in-memory node that restarted: it may have voted in
+  // the current term and holds none of the committed entries, so it stays out of elections until
+  // it has caught up — unless the whole cluster is new (a majority heard from, all empty).
+  let votingBlocked = replica.startedEmpty;
+  if (votingBlocked) replica.setVotingAllowed(false);
   let externalPort = configuration.extHttpPort;
   let nodePriority = 0;
   const gossip = new Gossip({
@@ -138,8 +143,14 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     for (const candidate of gossip.replicas()) {
       if (replica.addLearner(candidate.id)) logger.info(`adding read-only replica ${candidate.id} to the cluster`);
     }
-    const higher = gossip.view().filter((member) => member.isAlive && member.id !== layout.selfId && layout.voters.includes(member.id) && member.nodePriority > nodePriority).length;
+    const view = gossip.view();
+    const higher = view.filter((member) => member.isAlive && member.id !== layout.selfId && layout.voters.includes(member.id) && member.nodePriority > nodePriority).length;
     replica.setElectionPenalty(higher * ELECTION_PENALTY_TICKS_PER_HIGHER_NODE);
+    if (votingBlocked && (replica.isCaughtUp || newClusterForming(view, layout))) {
+      votingBlocked = false;
+      replica.setVotingAllowed(true);
+      logger.info(replica.isCaughtUp ? 'caught up with the leader: taking part in elections again' : 'every node heard from is new: forming the cluster');
+    }
   };
   const replicaAdmission = setInterval(admitReplicas, 1000);
   const server = createExternalInterface(configuration, logger, replica.store, tls, {
@@ -214,6 +225,13 @@ async function loadInternalTls(configuration: ServerConfiguration, external: { c
     throw new Error('a cluster without --insecure needs --trusted-root-certificate-file: the CA that signed the nodes\u2019 certificates, to check peers on the internal interfaces');
   }
   return { ...external, trustedRoot: await readFile(configuration.trustedRootCertificateFile) };
+}
+
+/** A majority of the voters is heard from (this node included) and none of them holds anything yet. */
+function newClusterForming(view: KnownMember[], layout: { selfId: string; voters: readonly string[] }): boolean {
+  const live = view.filter((member) => member.isAlive && layout.voters.includes(member.id));
+  const empty = live.every((member) => member.id === layout.selfId || (member.term === 0 && member.lastIndex === 0));
+  return empty && live.length >= Math.floor(layout.voters.length / 2) + 1;
 }
 
 /** Waits (bounded) for a leader; warns if there is none by the formation timeout. */

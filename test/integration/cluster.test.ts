@@ -238,6 +238,11 @@ describe('a three-node cluster from the seed command lines', { timeout: 180_000 
           const current = view.find((m) => m.id === newLeader.id);
           return restarted !== undefined && restarted.isAlive && restarted.state === 'Follower' && current !== undefined && restarted.appliedPosition >= current.appliedPosition;
         }, 20_000, 'the restarted node to catch up');
+        // It came back empty (--mem-db): it stayed out of elections until it had caught up.
+        const restartedLogs = nodes[leaderIndex]!.logs;
+        const deadline2 = Date.now() + 5000;
+        while (!restartedLogs.some((line) => line.includes('taking part in elections again')) && Date.now() < deadline2) await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.ok(restartedLogs.some((line) => line.includes('taking part in elections again')), nodes[leaderIndex]!.logText(10));
       } finally {
         stop = true;
         await writer;

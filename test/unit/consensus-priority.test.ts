@@ -32,3 +32,22 @@ describe('Raft: node priority as an election penalty', () => {
     assert.throws(() => follower(0).setElectionPenalty(1.5), RangeError);
   });
 });
+
+describe('Raft: a node that may have lost its votes stays out of elections', () => {
+  it('neither campaigns nor grants (pre-)votes until allowed again', () => {
+    const node = follower(0);
+    node.setVotingAllowed(false);
+    for (let tick = 0; tick < 100; tick++) node.tick();
+    assert.equal(node.status.role, 'follower', 'it never campaigned');
+    node.takeEffects();
+    node.receive('b', { kind: 'pre-vote', term: 2, lastIndex: 0, lastTerm: 0 });
+    node.receive('b', { kind: 'vote', term: 2, lastIndex: 0, lastTerm: 0, transfer: false });
+    const refused = node.takeEffects().messages.map((envelope) => envelope.message);
+    assert.deepEqual(refused.map((message) => (message.kind === 'vote-response' ? message.granted : undefined)), [false, false]);
+
+    node.setVotingAllowed(true);
+    node.receive('c', { kind: 'vote', term: 3, lastIndex: 0, lastTerm: 0, transfer: false });
+    const granted = node.takeEffects().messages.map((envelope) => envelope.message);
+    assert.deepEqual(granted.map((message) => (message.kind === 'vote-response' ? message.granted : undefined)), [true]);
+  });
+});
