@@ -243,6 +243,27 @@ describe('a three-node cluster from the seed command lines', { timeout: 180_000 
         const deadline2 = Date.now() + 5000;
         while (!restartedLogs.some((line) => line.includes('taking part in elections again')) && Date.now() < deadline2) await new Promise((resolve) => setTimeout(resolve, 100));
         assert.ok(restartedLogs.some((line) => line.includes('taking part in elections again')), nodes[leaderIndex]!.logText(10));
+
+        // One order everywhere: each node, read directly, holds the same events at the same positions.
+        const expected = finalEvents.map((event) => `${event.revision}:${event.id}:${event.position}`);
+        for (const port of EXTERNAL_PORTS) {
+          const direct = kurrent.KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${port}?tls=false&nodePreference=follower`);
+          try {
+            let seenHere: string[] = [];
+            const until = Date.now() + 10_000;
+            while (Date.now() < until) {
+              seenHere = [];
+              for await (const resolved of direct.readStream('cluster-failover')) {
+                seenHere.push(`${resolved.event!.revision}:${resolved.event!.id}:${resolved.event!.position!.commit}`);
+              }
+              if (seenHere.length >= expected.length) break;
+              await new Promise((resolve) => setTimeout(resolve, 200));
+            }
+            assert.deepEqual(seenHere.slice(0, expected.length), expected, `node on ${port} holds the same history`);
+          } finally {
+            await direct.dispose();
+          }
+        }
       } finally {
         stop = true;
         await writer;
