@@ -134,12 +134,13 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     ...(internalTls ? { tls: internalTls } : {}),
     listen: { host: configuration.intIp, port: configuration.intHttpPort },
     log: (level, message) => logger[level](message),
-    onChange: () => admitReplicas(),
+    onChange: () => followGossip(),
   });
   holder.gossip = gossip;
-  // The leader adds read-only replicas that announced themselves to the membership; every node
-  // lets live voters of a higher priority go first in elections.
-  const admitReplicas = (): void => {
+  // What gossip tells every node to do, on each change and each second: the leader adds read-only
+  // replicas that announced themselves; every node lets live voters of a higher priority go first
+  // in elections; a node that started empty joins elections once that is safe.
+  const followGossip = (): void => {
     for (const candidate of gossip.replicas()) {
       if (replica.addLearner(candidate.id)) logger.info(`adding read-only replica ${candidate.id} to the cluster`);
     }
@@ -152,7 +153,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
       logger.info(replica.isCaughtUp ? 'caught up with the leader: taking part in elections again' : 'every node heard from is new: forming the cluster');
     }
   };
-  const replicaAdmission = setInterval(admitReplicas, 1000);
+  const gossipFollower = setInterval(followGossip, 1000);
   const server = createExternalInterface(configuration, logger, replica.store, tls, {
     identity: {
       instanceId,
@@ -174,7 +175,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       logger.info('stopping: no new calls; writes in flight finish, then the store is flushed and closed');
-      clearInterval(replicaAdmission);
+      clearInterval(gossipFollower);
       await server.close();
       await gossip.close();
       await peers.close();

@@ -48,9 +48,13 @@ async function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-async function gossipOf(port: number): Promise<GossipMember[] | undefined> {
+/** A node's gossip endpoint: a port on 127.0.0.1, or host and port. */
+type GossipEndpoint = number | { host: string; port: number };
+
+async function gossipOf(endpoint: GossipEndpoint): Promise<GossipMember[] | undefined> {
+  const { host, port } = typeof endpoint === 'number' ? { host: '127.0.0.1', port: endpoint } : endpoint;
   try {
-    const response = await fetch(`http://127.0.0.1:${port}/gossip`, { signal: AbortSignal.timeout(1000) });
+    const response = await fetch(`http://${host}:${port}/gossip`, { signal: AbortSignal.timeout(1000) });
     return ((await response.json()) as { members: GossipMember[] }).members;
   } catch {
     return undefined;
@@ -58,12 +62,12 @@ async function gossipOf(port: number): Promise<GossipMember[] | undefined> {
 }
 
 /** Polls (bounded) until `check` passes on some node's gossip view; returns that view. */
-async function waitForGossip(ports: readonly number[], check: (members: GossipMember[]) => boolean, timeoutMs: number, what: string): Promise<GossipMember[]> {
+async function waitForGossip(endpoints: readonly GossipEndpoint[], check: (members: GossipMember[]) => boolean, timeoutMs: number, what: string): Promise<GossipMember[]> {
   const deadline = Date.now() + timeoutMs;
   let last: GossipMember[] | undefined;
   while (Date.now() < deadline) {
-    for (const port of ports) {
-      const members = await gossipOf(port);
+    for (const endpoint of endpoints) {
+      const members = await gossipOf(endpoint);
       if (members) last = members;
       if (members && check(members)) return members;
     }
@@ -347,21 +351,7 @@ describe('a three-node cluster from the seed command lines', { timeout: 180_000 
 async function formAndUse(kurrent: KurrentModule, lines: readonly string[], externals: readonly { host: string; port: number }[], gossips: readonly { host: string; port: number }[]): Promise<ServerProcess[]> {
   const nodes = await Promise.all(lines.map((line, i) => ServerProcess.startCommandLine(['--insecure', ...line.split(' ')], externals[i]!.host, externals[i]!.port)));
   try {
-    const deadline = Date.now() + FORM_TIMEOUT_MS;
-    let formed = false;
-    while (!formed && Date.now() < deadline) {
-      for (const gossip of gossips) {
-        try {
-          const response = await fetch(`http://${gossip.host}:${gossip.port}/gossip`, { signal: AbortSignal.timeout(1000) });
-          const members = ((await response.json()) as { members: GossipMember[] }).members;
-          if (leaderIn(members) && members.filter((m) => m.isAlive && m.state === 'Follower').length === 2) formed = true;
-        } catch {
-          // Not up yet.
-        }
-      }
-      if (!formed) await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    assert.ok(formed, 'a leader and two followers');
+    await waitForGossip(gossips, (members) => leaderIn(members) !== undefined && members.filter((m) => m.isAlive && m.state === 'Follower').length === 2, FORM_TIMEOUT_MS, 'a leader and two followers');
     const client = kurrent.KurrentDBClient.connectionString(`kurrentdb://${externals.map((e) => `${e.host}:${e.port}`).join(',')}?tls=false`);
     try {
       await client.appendToStream('machines', [kurrent.jsonEvent({ type: 'one', data: {} }), kurrent.jsonEvent({ type: 'two', data: {} })], { streamState: kurrent.NO_STREAM });
@@ -432,19 +422,16 @@ describe('the seed\u2019s "separate machines" and DNS command lines, on loopback
         await client.dispose();
       }
       nodes[0] = await ServerProcess.startCommandLine(['--insecure', ...lines[0]!.split(' ')], '127.0.0.1', 2114);
-      const caughtUp = async (): Promise<boolean> => {
-        const view = ((await (await fetch('http://127.0.0.1:2113/gossip')).json()) as { members: GossipMember[] }).members;
-        const self = view[0]!;
-        const leader = leaderIn(view);
-        return self.state === 'Follower' && leader !== undefined && self.appliedPosition >= leader.appliedPosition && self.appliedPosition > 0;
-      };
-      const caughtUpBy = Date.now() + 20_000;
-      let done = false;
-      while (!done && Date.now() < caughtUpBy) {
-        done = await caughtUp().catch(() => false);
-        if (!done) await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-      assert.ok(done, `the restarted node caught up from its --db\n${nodes[0].logText(20)}`);
+      await waitForGossip(
+        [{ host: '127.0.0.1', port: 2113 }],
+        (view) => {
+          const self = view[0]!;
+          const leader = leaderIn(view);
+          return self.state === 'Follower' && leader !== undefined && self.appliedPosition >= leader.appliedPosition && self.appliedPosition > 0;
+        },
+        20_000,
+        'the restarted node to catch up from its --db',
+      );
     } finally {
       await stranger?.stop();
       await Promise.all(nodes.map((node) => node?.stop()));
