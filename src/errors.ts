@@ -8,6 +8,7 @@ export const GrpcStatus = {
   NotFound: 5,
   AlreadyExists: 6,
   PermissionDenied: 7,
+  ResourceExhausted: 8,
   FailedPrecondition: 9,
   Aborted: 10,
   Unimplemented: 12,
@@ -34,6 +35,10 @@ export const ERROR_REGISTRY = {
   NO_QUORUM: { grpcStatus: GrpcStatus.Unavailable, httpStatus: 503 },
   STORE_UNAVAILABLE: { grpcStatus: GrpcStatus.Unavailable, httpStatus: 503 },
   STORAGE_FAILURE: { grpcStatus: GrpcStatus.Internal, httpStatus: 500 },
+  ROUTE_NOT_FOUND: { grpcStatus: GrpcStatus.Unimplemented, httpStatus: 404 },
+  UNSUPPORTED_MEDIA_TYPE: { grpcStatus: GrpcStatus.InvalidArgument, httpStatus: 415 },
+  SLOW_CONSUMER: { grpcStatus: GrpcStatus.ResourceExhausted, httpStatus: 429 },
+  INTERNAL_ERROR: { grpcStatus: GrpcStatus.Internal, httpStatus: 500 },
 } as const satisfies Record<string, ErrorMapping>;
 
 export type ErrorCode = keyof typeof ERROR_REGISTRY;
@@ -148,5 +153,13 @@ export class NoQuorumError extends ChronicleError {
   constructor(message: string) {
     super('NO_QUORUM', message);
     this.name = 'NoQuorumError';
+  }
+}
+
+/** A subscriber that stopped taking data while events waited for it: dropped to keep memory bounded. */
+export class SlowConsumerError extends ChronicleError {
+  constructor(message: string) {
+    super('SLOW_CONSUMER', message);
+    this.name = 'SlowConsumerError';
   }
 }

@@ -1,10 +1,9 @@
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { InternalTls } from './peer-transport.js';
 import { randomUUID } from 'node:crypto';
-import { isIP } from 'node:net';
+import { internalRequest } from './internal-http.js';
 import { listenOn } from './listen.js';
-import { parseEndpointId } from './membership.js';
 import type { NodeState } from './replica.js';
 
 export interface Endpoint {
@@ -79,6 +78,7 @@ export class Gossip {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private boundPort = 0;
+  private otherRoutes: ((request: IncomingMessage, response: ServerResponse) => boolean) | undefined;
 
   constructor(private readonly options: GossipOptions) {}
 
@@ -118,7 +118,16 @@ export class Gossip {
     return this.view().filter((member) => member.readOnlyReplica && member.isAlive && this.announced.has(member.id));
   }
 
+  /**
+   * Serves more on the internal HTTP interface (the HTTP API's forwarded commands), behind the
+   * same mutual TLS as gossip. The handler answers what it knows and returns false otherwise.
+   */
+  serveAlso(handler: (request: IncomingMessage, response: ServerResponse) => boolean): void {
+    this.otherRoutes = handler;
+  }
+
   private serve(request: IncomingMessage, response: ServerResponse): void {
+    if (this.otherRoutes?.(request, response)) return;
     if (request.method !== 'GET' || (request.url ?? '').split('?')[0] !== '/gossip') {
       response.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found: the internal interface serves GET /gossip' }));
       return;
@@ -205,33 +214,9 @@ export class Gossip {
 }
 
 /** GET /gossip from a member (`host:port`), bounded in time and size; undefined unless 200. */
-function getText(id: string, headers: Record<string, string>, tls: InternalTls | undefined): Promise<string | undefined> {
-  const { host, port } = parseEndpointId(id);
-  return new Promise((resolve, reject) => {
-    const options = { host, port, path: '/gossip', method: 'GET', headers, timeout: REQUEST_TIMEOUT_MS };
-    const request = tls
-      ? httpsRequest({ ...options, cert: tls.certificate, key: tls.privateKey, ca: tls.trustedRoot, rejectUnauthorized: true, ...(isIP(host) === 0 ? { servername: host } : {}) })
-      : httpRequest(options);
-    request.on('timeout', () => request.destroy(new Error('gossip request timed out')));
-    request.on('error', reject);
-    request.on('response', (response) => {
-      if (response.statusCode !== 200) {
-        response.resume();
-        resolve(undefined);
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      response.on('data', (chunk: Buffer) => {
-        bytes += chunk.byteLength;
-        if (bytes > MAX_BODY_BYTES) request.destroy(new Error('gossip answer too large'));
-        else chunks.push(chunk);
-      });
-      response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      response.on('error', reject);
-    });
-    request.end();
-  });
+async function getText(id: string, headers: Record<string, string>, tls: InternalTls | undefined): Promise<string | undefined> {
+  const answer = await internalRequest({ to: id, method: 'GET', path: '/gossip', headers, tls, timeoutMs: REQUEST_TIMEOUT_MS, maxAnswerBytes: MAX_BODY_BYTES });
+  return answer.status === 200 ? answer.text : undefined;
 }
 
 export function newInstanceId(): string {

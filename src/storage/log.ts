@@ -100,6 +100,8 @@ export class Log {
   private readonly onFailure: ((error: LogFailedError) => void) | undefined;
   /** Counters for metrics and tests. */
   readonly stats = { flushes: 0, framesFlushed: 0, bytesFlushed: 0, recoveredTornBytes: 0, recoveredRecordsVerified: 0 };
+  /** Told of every group commit once it is durable (metrics); called once per flush, never per record. */
+  onFlushed: ((frames: number, bytes: number, syncMs: number) => void) | undefined;
 
   private constructor(
     private readonly options: LogOptions,
@@ -281,11 +283,13 @@ export class Log {
       }
       const flushedEnd = batch.at(-1)!.position + batch.at(-1)!.frame.byteLength;
       this.written = flushedEnd;
+      const syncStartedMs = performance.now();
       for (const segment of touched) await segment.file.datasync();
       this.durable = flushedEnd;
       this.stats.flushes++;
       this.stats.framesFlushed += batch.length;
       this.stats.bytesFlushed += flushedEnd - batch[0]!.position;
+      this.onFlushed?.(batch.length, flushedEnd - batch[0]!.position, performance.now() - syncStartedMs);
       this.resolveWaiters(flushedEnd);
     } catch (error) {
       this.fail(error);

@@ -113,6 +113,19 @@ export interface EventStoreOptions {
   };
 }
 
+/**
+ * Told what the store did, for metrics. Each call is one per write, read or group commit, never one
+ * per event, so observing costs the hot path a function call.
+ */
+export interface StoreObserver {
+  /** A write committed: its events and the bytes of its record. */
+  written(events: number, bytes: number): void;
+  /** A read returned these events (their data and metadata bytes counted by the observer). */
+  read(events: readonly RecordedEvent[]): void;
+  /** A group commit made `frames` records (`bytes` bytes) durable; the fdatasync took `syncMs`. */
+  flushed(frames: number, bytes: number, syncMs: number): void;
+}
+
 /** The state the write path decides on: the committed state plus every write still in flight. */
 interface WriteView extends StreamView {
   metadata: StreamMetadata | undefined;
@@ -158,6 +171,7 @@ export class EventStore {
   private flushTimer: { cancel(): void } | undefined;
   private failure: Error | undefined;
   private closed = false;
+  private observer: StoreObserver | undefined;
 
   private constructor(
     private readonly log: Log,
@@ -425,6 +439,7 @@ export class EventStore {
     this.inFlight.push({ record, events: toEncode, entryOffsets, streams, batches });
     for (const batch of batches) this.window.add(batch);
     await this.committed(applied);
+    this.observer?.written(toEncode.length, payload.byteLength);
     return {
       commitPosition: record.position,
       lastRevision: toEncode.at(-1)!.revision,
@@ -740,6 +755,7 @@ export class EventStore {
       }
       cursor = direction === 'forwards' ? locations.at(-1)!.revision + 1 : locations.at(-1)!.revision - 1;
     }
+    this.observer?.read(events);
     return events;
   }
 
@@ -758,9 +774,11 @@ export class EventStore {
     if (position.commit < start || position.commit > end) {
       throw new InvalidArgumentError(`position ${position.commit} is outside the committed log [${start}, ${end}]`);
     }
-    return direction === 'forwards'
+    const result = await (direction === 'forwards'
       ? this.readAllForwards(position, maxCount, predicate, end, parseScanLimit(options.scanLimit))
-      : this.readAllBackwards(position, maxCount, predicate, start);
+      : this.readAllBackwards(position, maxCount, predicate, start));
+    this.observer?.read(result.events);
+    return result;
   }
 
   private async readAllForwards(
@@ -894,6 +912,12 @@ export class EventStore {
   }
 
   private readonly closeWaiters = new Set<() => void>();
+
+  /** Reports writes, reads and group commits to `observer` from now on (one observer: the node's metrics). */
+  observe(observer: StoreObserver): void {
+    this.observer = observer;
+    this.log.onFlushed = (frames, bytes, syncMs) => observer.flushed(frames, bytes, syncMs);
+  }
 
   /** Numbers for tests, metrics and benchmarks. */
   get stats(): { log: Log['stats']; pendingWrites: number; idempotencyWindowEvents: number; indexBackend: string } {

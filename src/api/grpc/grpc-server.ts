@@ -1,6 +1,8 @@
-import http2, { type Http2SecureServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Server as Http1Server } from 'node:http';
+import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { SharedPort } from '../shared-port.js';
 import { encodeGrpcMessage, FramingError, frameMessage, MessageDeframer, parseGrpcTimeoutMs } from './framing.js';
 import { GrpcCallError, toGrpcError, type GrpcErrorReply } from './grpc-errors.js';
 
@@ -62,8 +64,10 @@ export interface GrpcServerOptions {
   maxReceiveMessageBytes: number;
   /** Serve TLS (HTTP/2 negotiated by ALPN) with this PEM certificate chain and key; cleartext HTTP/2 without. */
   tls?: { certificate: Buffer; privateKey: Buffer };
-  /** Requests that are not gRPC (the HTTP API, later) go here; without it they get 415. */
+  /** HTTP/2 requests that are not gRPC (the HTTP API) go here; without it they get 415. */
   fallback?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+  /** HTTP/1.1 connections on the same port go to this server (the HTTP API); without it they are closed. */
+  http1?: Http1Server;
   /** Reports handler failures that are not the caller's fault. */
   onInternalError?: (error: unknown, path: string) => void;
   /** Decides, before a call runs, whether this node may serve it (throws the error to answer with). */
@@ -78,21 +82,21 @@ const CLOSE_GRACE_MS = 2000;
 export class GrpcServer {
   // Definitions are generic per method; the router only needs the shape.
   private readonly methods = new Map<string, MethodDefinition<unknown, unknown>>();
-  private readonly server: Http2Server | Http2SecureServer;
+  private readonly server: Http2Server;
+  private readonly port: SharedPort;
   private readonly sessions = new Set<ServerHttp2Session>();
   private readonly shutdown = new AbortController();
 
   constructor(private readonly options: GrpcServerOptions) {
     // Every open call listens for the shutdown; thousands of subscriptions are normal, not a leak.
     setMaxListeners(0, this.shutdown.signal);
-    this.server = options.tls
-      ? http2.createSecureServer({ cert: options.tls.certificate, key: options.tls.privateKey, maxSessionMemory: 64, allowHTTP1: false })
-      : http2.createServer({ maxSessionMemory: 64 });
-    const server = this.server as Http2Server;
+    // The shared port does TLS (with ALPN) and hands over HTTP/2 connections, decrypted or not.
+    this.server = http2.createServer({ maxSessionMemory: 64 });
+    this.port = new SharedPort({ http2: this.server, http1: options.http1, ...(options.tls ? { tls: options.tls } : {}) });
+    const server = this.server;
     server.on('stream', (stream, headers) => this.onStream(stream, headers));
-    // A misbehaving peer (or a failed TLS handshake) must never take the node down.
+    // A misbehaving peer must never take the node down.
     server.on('sessionError', () => undefined);
-    server.on('tlsClientError', () => undefined);
     server.on('session', (session) => {
       session.on('error', () => undefined);
       this.sessions.add(session);
@@ -110,15 +114,8 @@ export class GrpcServer {
     return [...this.methods.keys()];
   }
 
-  async listen(host: string, port: number): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.server.address() as AddressInfo;
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return this.port.listen(host, port);
   }
 
   /**
@@ -129,11 +126,13 @@ export class GrpcServer {
    */
   async close(): Promise<void> {
     this.shutdown.abort();
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = this.port.close();
     // Calls saw the abort: they finish what is in flight and end with a status; then GOAWAY.
     for (const session of this.sessions) session.close();
+    this.options.http1?.closeIdleConnections();
     const grace = setTimeout(() => {
       for (const session of this.sessions) session.destroy();
+      this.port.destroyAll();
     }, CLOSE_GRACE_MS);
     await closed;
     clearTimeout(grace);

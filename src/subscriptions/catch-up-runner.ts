@@ -1,0 +1,134 @@
+import { StreamNotFoundError } from '../errors.js';
+import type { EventStore } from '../store/event-store.js';
+import type { EventFilter, Position, RecordedEvent } from '../store/types.js';
+
+/**
+ * The catch-up loops behind every live subscription, whatever carries it (gRPC Read, HTTP
+ * Server-Sent Events). One loop serves history and live alike: read a page from the cursor, hand
+ * it to the sink (each call waits until the transport takes more, so a slow client slows its own
+ * reads and the server holds at most one page per subscriber), and once at the committed end wait
+ * for the next commit. Live pages come from the store's in-memory recent records, so many
+ * subscribers tailing the log share those instead of each reading the disk.
+ *
+ * Signals: `caughtUp` when the subscription first reaches the end of the log (and again after
+ * falling behind); `fellBehind` when a live subscription finds a full page waiting (it is reading
+ * history again); `checkpoint` (filtered `$all` only) with how far the filter has looked.
+ */
+export interface CatchUpSink<Cursor> {
+  event(event: RecordedEvent): Promise<void>;
+  caughtUp(lastDelivered: Cursor | undefined): Promise<void>;
+  fellBehind(lastDelivered: Cursor | undefined): Promise<void>;
+}
+
+export interface AllCatchUpSink extends CatchUpSink<Position> {
+  checkpoint(scannedTo: Position): Promise<void>;
+}
+
+export const CATCH_UP_PAGE_EVENTS = 256;
+
+/** Delivers the stream's events after `after` (a revision, or from its start, or only new ones). */
+export async function runStreamCatchUp(
+  store: EventStore,
+  stream: string,
+  after: number | 'start' | 'end',
+  sink: CatchUpSink<number>,
+  signal: AbortSignal,
+): Promise<void> {
+  let next: number;
+  if (after === 'end') {
+    next = (await lastRevisionOf(store, stream)) + 1;
+  } else {
+    next = after === 'start' ? 0 : after + 1;
+  }
+  let lastDelivered: number | undefined = after === 'start' || after === 'end' ? undefined : after;
+  let live = false;
+  while (!signal.aborted) {
+    const seen = store.position;
+    let page: RecordedEvent[];
+    try {
+      page = await store.readStream(stream, { fromRevision: next, maxCount: CATCH_UP_PAGE_EVENTS });
+    } catch (error) {
+      if (!(error instanceof StreamNotFoundError)) throw error;
+      page = [];
+    }
+    for (const event of page) {
+      await sink.event(event);
+      next = event.revision + 1;
+      lastDelivered = event.revision;
+    }
+    if (page.length === CATCH_UP_PAGE_EVENTS) {
+      if (live) {
+        live = false;
+        await sink.fellBehind(lastDelivered);
+      }
+      continue;
+    }
+    if (!live) {
+      live = true;
+      await sink.caughtUp(lastDelivered);
+    }
+    await store.waitForCommitAfter(seen, signal);
+  }
+}
+
+async function lastRevisionOf(store: EventStore, stream: string): Promise<number> {
+  try {
+    const [last] = await store.readStream(stream, { direction: 'backwards', maxCount: 1 });
+    return last ? last.revision : -1;
+  } catch (error) {
+    if (error instanceof StreamNotFoundError) return -1;
+    throw error;
+  }
+}
+
+/** Delivers `$all` after `after` (a position, or from the start, or only new events), filtered. */
+export async function runAllCatchUp(
+  store: EventStore,
+  after: Position | 'start' | 'end',
+  filter: EventFilter | undefined,
+  checkpointEveryEvents: number,
+  sink: AllCatchUpSink,
+  signal: AbortSignal,
+): Promise<void> {
+  let cursor: Position | 'start' = after === 'end' ? { commit: store.position, prepare: store.position } : after;
+  // A subscription from a position starts after the event at that position.
+  const skip: Position | undefined = after !== 'start' && after !== 'end' ? after : undefined;
+  let lastDelivered: Position | undefined = skip;
+  let lastCheckpoint: Position | undefined;
+  let live = false;
+  const scanLimit = filter && checkpointEveryEvents > 0 ? checkpointEveryEvents : undefined;
+  while (!signal.aborted) {
+    const page = await store.readAll({
+      fromPosition: cursor,
+      maxCount: CATCH_UP_PAGE_EVENTS,
+      ...(filter ? { filter } : {}),
+      ...(scanLimit ? { scanLimit } : {}),
+    });
+    for (const event of page.events) {
+      if (skip && event.position.commit === skip.commit && event.position.prepare === skip.prepare) continue;
+      await sink.event(event);
+      lastDelivered = event.position;
+    }
+    cursor = page.nextPosition;
+    // Filtered subscriptions report how far they have looked, so a client can resume past long
+    // stretches of events it does not want. The checkpoint is the last event examined: resuming
+    // from a position starts after it, so nothing unexamined is skipped.
+    const scannedTo = page.lastScannedPosition;
+    if (scanLimit && scannedTo && (!lastCheckpoint || lastCheckpoint.commit !== scannedTo.commit || lastCheckpoint.prepare !== scannedTo.prepare)) {
+      await sink.checkpoint(scannedTo);
+      lastCheckpoint = scannedTo;
+    }
+    if (!page.isEnd) {
+      if (live && page.events.length === CATCH_UP_PAGE_EVENTS) {
+        live = false;
+        await sink.fellBehind(lastDelivered);
+      }
+      continue;
+    }
+    if (!live) {
+      live = true;
+      await sink.caughtUp(lastDelivered);
+    }
+    await store.waitForCommitAfter(cursor.commit, signal);
+  }
+}
