@@ -171,6 +171,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     },
     requestShutdown: configuration.insecure ? () => void stop() : undefined,
     admit: (context) => admitCall(context, replica),
+    cluster: { replica, gossip, selfId: layout.selfId, members: () => clusterView(gossip.view(), replica), internalTls, leaderWaitMs: configuration.writeTimeoutMs },
   });
   const stop = (): Promise<void> => {
     stopping ??= (async () => {

@@ -1,6 +1,7 @@
 import { StreamNotFoundError } from '../errors.js';
 import type { EventStore } from '../store/event-store.js';
 import type { EventFilter, Position, RecordedEvent } from '../store/types.js';
+import type { TrackedSubscription } from './subscription-tracker.js';
 
 /**
  * The catch-up loops behind every live subscription, whatever carries it (gRPC Read, HTTP
@@ -33,6 +34,22 @@ export async function runStreamCatchUp(
   after: number | 'start' | 'end',
   sink: CatchUpSink<number>,
   signal: AbortSignal,
+  tracked?: TrackedSubscription,
+): Promise<void> {
+  try {
+    await streamCatchUp(store, stream, after, sink, signal, tracked);
+  } finally {
+    tracked?.close();
+  }
+}
+
+async function streamCatchUp(
+  store: EventStore,
+  stream: string,
+  after: number | 'start' | 'end',
+  sink: CatchUpSink<number>,
+  signal: AbortSignal,
+  tracked: TrackedSubscription | undefined,
 ): Promise<void> {
   let next: number;
   if (after === 'end') {
@@ -53,6 +70,7 @@ export async function runStreamCatchUp(
     }
     for (const event of page) {
       await sink.event(event);
+      tracked?.reached(event.position.commit);
       next = event.revision + 1;
       lastDelivered = event.revision;
     }
@@ -67,6 +85,7 @@ export async function runStreamCatchUp(
       live = true;
       await sink.caughtUp(lastDelivered);
     }
+    tracked?.reached(seen);
     await store.waitForCommitAfter(seen, signal);
   }
 }
@@ -89,6 +108,23 @@ export async function runAllCatchUp(
   checkpointEveryEvents: number,
   sink: AllCatchUpSink,
   signal: AbortSignal,
+  tracked?: TrackedSubscription,
+): Promise<void> {
+  try {
+    await allCatchUp(store, after, filter, checkpointEveryEvents, sink, signal, tracked);
+  } finally {
+    tracked?.close();
+  }
+}
+
+async function allCatchUp(
+  store: EventStore,
+  after: Position | 'start' | 'end',
+  filter: EventFilter | undefined,
+  checkpointEveryEvents: number,
+  sink: AllCatchUpSink,
+  signal: AbortSignal,
+  tracked: TrackedSubscription | undefined,
 ): Promise<void> {
   let cursor: Position | 'start' = after === 'end' ? { commit: store.position, prepare: store.position } : after;
   // A subscription from a position starts after the event at that position.
@@ -110,6 +146,7 @@ export async function runAllCatchUp(
       lastDelivered = event.position;
     }
     cursor = page.nextPosition;
+    tracked?.reached(cursor.commit);
     // Filtered subscriptions report how far they have looked, so a client can resume past long
     // stretches of events it does not want. The checkpoint is the last event examined: resuming
     // from a position starts after it, so nothing unexamined is skipped.

@@ -7,12 +7,15 @@ import { GrpcCallError } from './grpc-errors.js';
 import type { CallContext, GrpcServer, ResponseStream } from './grpc-server.js';
 import { codecOf, createdTicks, streamIdentifier, streamNameOf, toNumber, uuidFromMessage, uuidToMessage, type Message } from './protocol.js';
 import { runAllSubscription, runStreamSubscription } from './subscription-runner.js';
+import type { SubscriptionTracker } from '../../subscriptions/subscription-tracker.js';
 
 const SERVICE = 'event_store.client.streams.Streams';
 const READ_PAGE_EVENTS = 500;
 
 export interface StreamsServiceOptions {
   maxAppendSizeBytes: number;
+  /** Where catch-up subscriptions report themselves (metrics). */
+  subscriptions?: SubscriptionTracker;
 }
 
 /** `event_store.client.streams.Streams`: Read (reads and catch-up subscriptions), Append, BatchAppend, Delete, Tombstone. */
@@ -23,7 +26,7 @@ export function registerStreamsService(server: GrpcServer, store: EventStore, op
     longLived: true,
     request: codecOf('event_store.client.streams.ReadReq'),
     response: codecOf('event_store.client.streams.ReadResp'),
-    handle: (request, responses, context) => read(store, request, responses, context),
+    handle: (request, responses, context) => read(store, request, responses, context, options.subscriptions),
   });
   server.addMethod({
     kind: 'bidi',
@@ -391,7 +394,7 @@ function filterOf(options: Message): { filter: EventFilter | undefined; checkpoi
   return { filter: eventFilter, checkpointEveryEvents: window * multiplier };
 }
 
-async function read(store: EventStore, request: Message, responses: ResponseStream<Message>, context: CallContext): Promise<void> {
+async function read(store: EventStore, request: Message, responses: ResponseStream<Message>, context: CallContext, subscriptions: SubscriptionTracker | undefined): Promise<void> {
   const options = request.options;
   if (!options) throw new InvalidArgumentError('a read needs options');
   const shape: ReadShape = { structuredIds: options.uuid_option?.content === 'structured' };
@@ -404,7 +407,7 @@ async function read(store: EventStore, request: Message, responses: ResponseStre
       const streamOptions = options.stream;
       const stream = streamNameOf(streamOptions.stream_identifier);
       const after = streamOptions.revision_option === 'revision' ? toNumber(streamOptions.revision) : streamOptions.revision_option === 'end' ? 'end' : 'start';
-      await runStreamSubscription(store, stream, after, shape, responses, context.signal);
+      await runStreamSubscription(store, stream, after, shape, responses, context.signal, subscriptions);
     } else {
       const allOptions = options.all;
       const after: Position | 'start' | 'end' =
@@ -413,7 +416,7 @@ async function read(store: EventStore, request: Message, responses: ResponseStre
           : allOptions?.all_option === 'end'
             ? 'end'
             : 'start';
-      await runAllSubscription(store, after, filter, checkpointEveryEvents, shape, responses, context.signal);
+      await runAllSubscription(store, after, filter, checkpointEveryEvents, shape, responses, context.signal, subscriptions);
     }
     return;
   }

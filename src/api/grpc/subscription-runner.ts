@@ -1,6 +1,7 @@
 import type { EventStore } from '../../store/event-store.js';
 import type { EventFilter, Position } from '../../store/types.js';
 import { runAllCatchUp, runStreamCatchUp } from '../../subscriptions/catch-up-runner.js';
+import type { SubscriptionTracker } from '../../subscriptions/subscription-tracker.js';
 import type { ResponseStream } from './grpc-server.js';
 import type { Message } from './protocol.js';
 import { positionMessage, readEventMessage, type ReadShape } from './streams-service.js';
@@ -23,6 +24,7 @@ export async function runStreamSubscription(
   shape: ReadShape,
   responses: ResponseStream<Message>,
   signal: AbortSignal,
+  subscriptions?: SubscriptionTracker,
 ): Promise<void> {
   const revisionOf = (last: number | undefined) => (last !== undefined ? { stream_revision: last } : {});
   await runStreamCatchUp(
@@ -35,6 +37,7 @@ export async function runStreamSubscription(
       fellBehind: (last) => responses.send({ fell_behind: { timestamp: timestampNow(), ...revisionOf(last) } }),
     },
     signal,
+    subscriptions?.track('grpc'),
   );
 }
 
@@ -46,6 +49,7 @@ export async function runAllSubscription(
   shape: ReadShape,
   responses: ResponseStream<Message>,
   signal: AbortSignal,
+  subscriptions?: SubscriptionTracker,
 ): Promise<void> {
   const positionOf = (last: Position | undefined) => (last ? { position: positionMessage(last) } : {});
   await runAllCatchUp(
@@ -60,5 +64,6 @@ export async function runAllSubscription(
       checkpoint: (scannedTo) => responses.send({ checkpoint: { ...positionMessage(scannedTo), timestamp: timestampNow() } }),
     },
     signal,
+    subscriptions?.track('grpc'),
   );
 }
