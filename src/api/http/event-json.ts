@@ -39,9 +39,12 @@ export function eventJson(event: RecordedEvent): EventJson {
     created: event.created.toISOString(),
     contentType: event.contentType,
   };
-  const data = event.isJson ? jsonOrUndefined(event.data) : undefined;
-  if (data) json.data = data.value;
-  else json.dataBase64 = Buffer.from(event.data).toString('base64');
+  // An event without data shows neither field.
+  if (event.data.byteLength > 0) {
+    const data = event.isJson ? jsonOrUndefined(event.data) : undefined;
+    if (data) json.data = data.value;
+    else json.dataBase64 = Buffer.from(event.data).toString('base64');
+  }
   if (event.metadata.byteLength > 0) {
     const metadata = jsonOrUndefined(event.metadata);
     if (metadata) json.metadata = metadata.value;
