@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: the storage engine's throughput and latency, in-process, with an fdatasync
  * before every acknowledgement, printed beside the raw limits of the same disk measured in the
- * same run. Options: --dir DIR (default bench/.data), --seconds N per scenario (default 3),
+ * same run; then the HTTP API's appends beside gRPC's (bench/http.ts). Options: --dir DIR (default bench/.data), --seconds N per scenario (default 3),
  * --rebuild-events N (default 1000000), --rounds N (default 3; the median round is reported),
  * --quick (short runs, for a smoke check).
  */
@@ -9,6 +9,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EventStore } from '../src/store/event-store.js';
+import { runHttpBenchmark } from './http.js';
 import { measureRawDisk, type RawDiskLimits } from './raw-disk.js';
 
 interface AppendScenario {
@@ -201,6 +202,7 @@ async function main(): Promise<void> {
     `Index rebuild: ${format(rebuild.events)} events in ${format(rebuild.seconds, 2)} s = ${format(rebuild.eventsPerSecond)} events/s (${format(rebuild.seconds / (rebuild.events / 1e6), 2)} s per million)`,
   );
   await rm(baseDirectory, { recursive: true, force: true });
+  await runHttpBenchmark(scenarioMs);
 }
 
 await main();
