@@ -83,8 +83,11 @@ export class HttpApi {
       ajv: { customOptions: { removeAdditional: false } },
     });
     this.http1 = http1!;
-    // HTTP/1.1 clients with keep-alive: a stop closes their idle connections.
     this.http1.keepAliveTimeout = 5000;
+    // This server never listens (the shared port hands it connections), and Node starts tracking a
+    // server's connections — what lets a stop close idle keep-alive connections at once, and what
+    // enforces the request and header timeouts against slow clients — on 'listening'.
+    this.http1.emit('listening');
     const app = this.app;
     // Bodies are JSON or raw bytes; plain text is refused (415) rather than guessed at.
     app.removeContentTypeParser('text/plain');
