@@ -27,6 +27,31 @@ export interface AllCatchUpSink extends CatchUpSink<Position> {
 
 export const CATCH_UP_PAGE_EVENTS = 256;
 
+/**
+ * Whether a subscription is live (at the committed end) or reading history, and the signals of
+ * each switch: `caughtUp` on reaching the end, `fellBehind` when a live subscription finds a full
+ * page waiting.
+ */
+class Phase<Cursor> {
+  private live = false;
+
+  constructor(private readonly sink: CatchUpSink<Cursor>) {}
+
+  async pageRead(atEnd: boolean, fullPage: boolean, lastDelivered: Cursor | undefined): Promise<void> {
+    if (!atEnd) {
+      if (this.live && fullPage) {
+        this.live = false;
+        await this.sink.fellBehind(lastDelivered);
+      }
+      return;
+    }
+    if (!this.live) {
+      this.live = true;
+      await this.sink.caughtUp(lastDelivered);
+    }
+  }
+}
+
 /** Delivers the stream's events after `after` (a revision, or from its start, or only new ones). */
 export async function runStreamCatchUp(
   store: EventStore,
@@ -36,57 +61,33 @@ export async function runStreamCatchUp(
   signal: AbortSignal,
   tracked?: TrackedSubscription,
 ): Promise<void> {
+  let lastDelivered: number | undefined = after === 'start' || after === 'end' ? undefined : after;
+  const phase = new Phase(sink);
   try {
-    await streamCatchUp(store, stream, after, sink, signal, tracked);
+    let next = after === 'end' ? (await lastRevisionOf(store, stream)) + 1 : after === 'start' ? 0 : after + 1;
+    while (!signal.aborted) {
+      const seen = store.position;
+      let page: RecordedEvent[];
+      try {
+        page = await store.readStream(stream, { fromRevision: next, maxCount: CATCH_UP_PAGE_EVENTS });
+      } catch (error) {
+        if (!(error instanceof StreamNotFoundError)) throw error;
+        page = [];
+      }
+      for (const event of page) {
+        await sink.event(event);
+        tracked?.reached(event.position.commit);
+        next = event.revision + 1;
+        lastDelivered = event.revision;
+      }
+      const full = page.length === CATCH_UP_PAGE_EVENTS;
+      await phase.pageRead(!full, full, lastDelivered);
+      if (full) continue;
+      tracked?.reached(seen);
+      await store.waitForCommitAfter(seen, signal);
+    }
   } finally {
     tracked?.close();
-  }
-}
-
-async function streamCatchUp(
-  store: EventStore,
-  stream: string,
-  after: number | 'start' | 'end',
-  sink: CatchUpSink<number>,
-  signal: AbortSignal,
-  tracked: TrackedSubscription | undefined,
-): Promise<void> {
-  let next: number;
-  if (after === 'end') {
-    next = (await lastRevisionOf(store, stream)) + 1;
-  } else {
-    next = after === 'start' ? 0 : after + 1;
-  }
-  let lastDelivered: number | undefined = after === 'start' || after === 'end' ? undefined : after;
-  let live = false;
-  while (!signal.aborted) {
-    const seen = store.position;
-    let page: RecordedEvent[];
-    try {
-      page = await store.readStream(stream, { fromRevision: next, maxCount: CATCH_UP_PAGE_EVENTS });
-    } catch (error) {
-      if (!(error instanceof StreamNotFoundError)) throw error;
-      page = [];
-    }
-    for (const event of page) {
-      await sink.event(event);
-      tracked?.reached(event.position.commit);
-      next = event.revision + 1;
-      lastDelivered = event.revision;
-    }
-    if (page.length === CATCH_UP_PAGE_EVENTS) {
-      if (live) {
-        live = false;
-        await sink.fellBehind(lastDelivered);
-      }
-      continue;
-    }
-    if (!live) {
-      live = true;
-      await sink.caughtUp(lastDelivered);
-    }
-    tracked?.reached(seen);
-    await store.waitForCommitAfter(seen, signal);
   }
 }
 
@@ -110,62 +111,41 @@ export async function runAllCatchUp(
   signal: AbortSignal,
   tracked?: TrackedSubscription,
 ): Promise<void> {
-  try {
-    await allCatchUp(store, after, filter, checkpointEveryEvents, sink, signal, tracked);
-  } finally {
-    tracked?.close();
-  }
-}
-
-async function allCatchUp(
-  store: EventStore,
-  after: Position | 'start' | 'end',
-  filter: EventFilter | undefined,
-  checkpointEveryEvents: number,
-  sink: AllCatchUpSink,
-  signal: AbortSignal,
-  tracked: TrackedSubscription | undefined,
-): Promise<void> {
   let cursor: Position | 'start' = after === 'end' ? { commit: store.position, prepare: store.position } : after;
   // A subscription from a position starts after the event at that position.
   const skip: Position | undefined = after !== 'start' && after !== 'end' ? after : undefined;
   let lastDelivered: Position | undefined = skip;
   let lastCheckpoint: Position | undefined;
-  let live = false;
+  const phase = new Phase(sink);
   const scanLimit = filter && checkpointEveryEvents > 0 ? checkpointEveryEvents : undefined;
-  while (!signal.aborted) {
-    const page = await store.readAll({
-      fromPosition: cursor,
-      maxCount: CATCH_UP_PAGE_EVENTS,
-      ...(filter ? { filter } : {}),
-      ...(scanLimit ? { scanLimit } : {}),
-    });
-    for (const event of page.events) {
-      if (skip && event.position.commit === skip.commit && event.position.prepare === skip.prepare) continue;
-      await sink.event(event);
-      lastDelivered = event.position;
-    }
-    cursor = page.nextPosition;
-    tracked?.reached(cursor.commit);
-    // Filtered subscriptions report how far they have looked, so a client can resume past long
-    // stretches of events it does not want. The checkpoint is the last event examined: resuming
-    // from a position starts after it, so nothing unexamined is skipped.
-    const scannedTo = page.lastScannedPosition;
-    if (scanLimit && scannedTo && (!lastCheckpoint || lastCheckpoint.commit !== scannedTo.commit || lastCheckpoint.prepare !== scannedTo.prepare)) {
-      await sink.checkpoint(scannedTo);
-      lastCheckpoint = scannedTo;
-    }
-    if (!page.isEnd) {
-      if (live && page.events.length === CATCH_UP_PAGE_EVENTS) {
-        live = false;
-        await sink.fellBehind(lastDelivered);
+  try {
+    while (!signal.aborted) {
+      const page = await store.readAll({
+        fromPosition: cursor,
+        maxCount: CATCH_UP_PAGE_EVENTS,
+        ...(filter ? { filter } : {}),
+        ...(scanLimit ? { scanLimit } : {}),
+      });
+      for (const event of page.events) {
+        if (skip && event.position.commit === skip.commit && event.position.prepare === skip.prepare) continue;
+        await sink.event(event);
+        lastDelivered = event.position;
       }
-      continue;
+      cursor = page.nextPosition;
+      tracked?.reached(cursor.commit);
+      // Filtered subscriptions report how far they have looked, so a client can resume past long
+      // stretches of events it does not want. The checkpoint is the last event examined: resuming
+      // from a position starts after it, so nothing unexamined is skipped.
+      const scannedTo = page.lastScannedPosition;
+      if (scanLimit && scannedTo && (!lastCheckpoint || lastCheckpoint.commit !== scannedTo.commit || lastCheckpoint.prepare !== scannedTo.prepare)) {
+        await sink.checkpoint(scannedTo);
+        lastCheckpoint = scannedTo;
+      }
+      await phase.pageRead(page.isEnd, page.events.length === CATCH_UP_PAGE_EVENTS, lastDelivered);
+      if (!page.isEnd) continue;
+      await store.waitForCommitAfter(cursor.commit, signal);
     }
-    if (!live) {
-      live = true;
-      await sink.caughtUp(lastDelivered);
-    }
-    await store.waitForCommitAfter(cursor.commit, signal);
+  } finally {
+    tracked?.close();
   }
 }
