@@ -913,6 +913,11 @@ export class EventStore {
 
   private readonly closeWaiters = new Set<() => void>();
 
+  /** Whether the store can serve: open, and not failed. */
+  get usable(): boolean {
+    return !this.closed && !this.failure;
+  }
+
   /** Reports writes, reads and group commits to `observer` from now on (one observer: the node's metrics). */
   observe(observer: StoreObserver): void {
     this.observer = observer;

@@ -50,7 +50,12 @@ export async function forwardCommand(leaderId: string, command: Command, options
     if (error instanceof NotDeliveredError) return { kind: 'not-delivered', reason: error.message };
     return { kind: 'no-answer', reason: (error as Error).message };
   }
-  const answer = JSON.parse(text) as Answer;
+  let answer: Answer;
+  try {
+    answer = JSON.parse(text) as Answer;
+  } catch {
+    return { kind: 'no-answer', reason: 'the leader answered the forwarded request with something that is not JSON' };
+  }
   if ('outcome' in answer) return { kind: 'answer', outcome: answer.outcome };
   if ('refused' in answer) return { kind: 'refused' };
   const code = (answer.error.code in ERROR_REGISTRY ? answer.error.code : 'INTERNAL_ERROR') as ErrorCode;

@@ -78,6 +78,8 @@ export class HttpApi {
         return http1;
       },
       bodyLimit: maxBodyBytes,
+      // A HEAD of a live endpoint would start a subscription nobody reads.
+      exposeHeadRoutes: false,
       return503OnClosing: false,
       // Unknown fields are refused, not silently dropped: a typo must not pass as a valid event.
       ajv: { customOptions: { removeAdditional: false } },

@@ -13,12 +13,7 @@ function info(identity: NodeIdentityForHttp, extra: Record<string, unknown>): ob
 export function singleNodeStatus(store: EventStore, identity: NodeIdentityForHttp): NodeStatus {
   return {
     async ready() {
-      try {
-        await store.readAll({ maxCount: 0 });
-        return { ready: true, reason: 'the store is open', state: 'Leader' };
-      } catch (error) {
-        return { ready: false, reason: `the store cannot serve: ${(error as Error).message}`, state: 'ShuttingDown' };
-      }
+      return store.usable ? { ready: true, reason: 'the store is open', state: 'Leader' } : { ready: false, reason: 'the store is closed or has failed', state: 'ShuttingDown' };
     },
     gossip(): GossipDocument {
       const host = identity.advertisedHost;
