@@ -12,6 +12,7 @@ import { MemoryFileSystem } from '../storage/memory-file-system.js';
 import { NodeFileSystem } from '../storage/node-file-system.js';
 import type { ServerConfiguration } from './configuration.js';
 import { createExternalInterface, loadTls } from './external-interface.js';
+import { nodeRuntimeClock, PersistentSubscriptionHost } from '../subscriptions/persistent/host.js';
 import type { RunningNode } from './node.js';
 import { PROTOCOL_COMPATIBILITY_VERSION } from './version.js';
 
@@ -154,6 +155,23 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     }
   };
   const gossipFollower = setInterval(followGossip, 1000);
+  // Persistent subscription groups live on the leader: hosted once this node may write, let go as
+  // soon as it may not (their consumers then resubscribe on the new leader, which reads the groups'
+  // state back from the log). A handover commits the acknowledgements first.
+  const persistentSubscriptions = new PersistentSubscriptionHost(replica.store, nodeRuntimeClock(logger));
+  let handingOver = false;
+  const hostPersistentSubscriptions = (): void => {
+    if (!replica.writable) {
+      handingOver = false;
+      if (persistentSubscriptions.running) void persistentSubscriptions.stop(false, 'this node is no longer the leader; subscribe again to reach the new leader');
+      return;
+    }
+    if (handingOver || persistentSubscriptions.running) return;
+    persistentSubscriptions.start().catch((error: unknown) => {
+      if (replica.writable) logger.warn({ err: error }, 'persistent subscriptions could not start; trying again');
+    });
+  };
+  const subscriptionHosting = setInterval(hostPersistentSubscriptions, 100);
   const server = createExternalInterface(configuration, logger, replica.store, tls, {
     identity: {
       instanceId,
@@ -163,7 +181,14 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
       },
       version: PROTOCOL_COMPATIBILITY_VERSION,
       members: () => clusterView(gossip.view(), replica),
-      resign: () => replica.resign(),
+      resign: async () => {
+        if (!replica.writable) return false;
+        handingOver = true;
+        await persistentSubscriptions.stop(true, 'the leader is handing over; subscribe again to reach the new leader');
+        const handed = replica.resign();
+        if (!handed) handingOver = false;
+        return handed;
+      },
       setNodePriority: (priority) => {
         nodePriority = priority;
         logger.info(`node priority set to ${priority}`);
@@ -171,12 +196,15 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     },
     requestShutdown: configuration.insecure ? () => void stop() : undefined,
     admit: (context) => admitCall(context, replica),
+    persistentSubscriptions,
   });
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       logger.info('stopping: no new calls; writes in flight finish, then the store is flushed and closed');
       clearInterval(gossipFollower);
+      clearInterval(subscriptionHosting);
       await server.close();
+      await persistentSubscriptions.stop(true, 'the node is shutting down');
       await gossip.close();
       await peers.close();
       await replica.close();
@@ -257,7 +285,14 @@ async function awaitFormation(replica: Replica, configuration: ServerConfigurati
  * Reads are served by any node that is caught up, unless the client asks for the leader
  * (`requires-leader: true`, the clients' default node preference).
  */
+const PERSISTENT_SUBSCRIPTIONS_PREFIX = '/event_store.client.persistent_subscriptions.PersistentSubscriptions/';
+
 function admitCall(context: CallContext, replica: Replica): void {
+  if (context.path.startsWith(PERSISTENT_SUBSCRIPTIONS_PREFIX)) {
+    // A leader that cannot write yet (just elected) answers "unavailable": sending the client to itself helps no one.
+    if (!replica.writable) throw new NotLeaderError('persistent subscriptions are served by the leader', replica.raftStatus.role === 'leader' ? undefined : replica.leaderEndpoint);
+    return;
+  }
   if (WRITE_PATHS.has(context.path)) {
     const leader = replica.leaderEndpoint;
     if (!replica.writable && leader) throw new NotLeaderError('this node is a follower; writes go to the leader', leader);

@@ -2,9 +2,11 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { GrpcServer, type CallContext } from '../api/grpc/grpc-server.js';
 import { registerNodeServices, type NodeIdentity } from '../api/grpc/node-services.js';
+import { registerPersistentSubscriptionsService } from '../api/grpc/persistent-subscriptions-service.js';
 import { registerStreamsService } from '../api/grpc/streams-service.js';
 import { registerStreamsV2Service } from '../api/grpc/streams-v2-service.js';
 import type { EventStore } from '../store/event-store.js';
+import type { PersistentSubscriptionHost } from '../subscriptions/persistent/host.js';
 import type { ServerConfiguration } from './configuration.js';
 
 /**
@@ -20,6 +22,7 @@ export interface ExternalInterfaceOptions {
   requestShutdown: (() => void) | undefined;
   /** Refuses calls this node must not serve (a follower asked for the leader's data). */
   admit?: (context: CallContext) => void;
+  persistentSubscriptions: PersistentSubscriptionHost;
 }
 
 /** Reads the TLS material, or undefined with --insecure; throws when neither is configured. */
@@ -47,6 +50,7 @@ export function createExternalInterface(
   });
   registerStreamsService(server, store, { maxAppendSizeBytes: configuration.maxAppendSizeBytes });
   registerStreamsV2Service(server, store);
+  registerPersistentSubscriptionsService(server, options.persistentSubscriptions);
   registerNodeServices(server, options.identity, options.requestShutdown);
   return server;
 }
