@@ -12,7 +12,8 @@ import { MemoryFileSystem } from '../storage/memory-file-system.js';
 import { NodeFileSystem } from '../storage/node-file-system.js';
 import type { ServerConfiguration } from './configuration.js';
 import { createExternalInterface, loadTls } from './external-interface.js';
-import { nodeRuntimeClock, PersistentSubscriptionHost } from '../subscriptions/persistent/host.js';
+import { nodeHostEnvironment, PersistentSubscriptionHost } from '../subscriptions/persistent/host.js';
+import { LeaderHosting } from '../subscriptions/persistent/leader-hosting.js';
 import type { RunningNode } from './node.js';
 import { PROTOCOL_COMPATIBILITY_VERSION } from './version.js';
 
@@ -155,23 +156,9 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     }
   };
   const gossipFollower = setInterval(followGossip, 1000);
-  // Persistent subscription groups live on the leader: hosted once this node may write, let go as
-  // soon as it may not (their consumers then resubscribe on the new leader, which reads the groups'
-  // state back from the log). A handover commits the acknowledgements first.
-  const persistentSubscriptions = new PersistentSubscriptionHost(replica.store, nodeRuntimeClock(logger));
-  let handingOver = false;
-  const hostPersistentSubscriptions = (): void => {
-    if (!replica.writable) {
-      handingOver = false;
-      if (persistentSubscriptions.running) void persistentSubscriptions.stop(false, 'this node is no longer the leader; subscribe again to reach the new leader');
-      return;
-    }
-    if (handingOver || persistentSubscriptions.running) return;
-    persistentSubscriptions.start().catch((error: unknown) => {
-      if (replica.writable) logger.warn({ err: error }, 'persistent subscriptions could not start; trying again');
-    });
-  };
-  const subscriptionHosting = setInterval(hostPersistentSubscriptions, 100);
+  const persistentSubscriptions = new PersistentSubscriptionHost(replica.store, nodeHostEnvironment(logger));
+  const subscriptionHosting = new LeaderHosting(persistentSubscriptions, () => replica.writable, (error) => logger.warn({ err: error }, 'persistent subscriptions could not start; trying again'));
+  const subscriptionHostingJob = setInterval(() => subscriptionHosting.follow(), 100);
   const server = createExternalInterface(configuration, logger, replica.store, tls, {
     identity: {
       instanceId,
@@ -181,14 +168,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
       },
       version: PROTOCOL_COMPATIBILITY_VERSION,
       members: () => clusterView(gossip.view(), replica),
-      resign: async () => {
-        if (!replica.writable) return false;
-        handingOver = true;
-        await persistentSubscriptions.stop(true, 'the leader is handing over; subscribe again to reach the new leader');
-        const handed = replica.resign();
-        if (!handed) handingOver = false;
-        return handed;
-      },
+      resign: () => subscriptionHosting.handOver(() => replica.resign()),
       setNodePriority: (priority) => {
         nodePriority = priority;
         logger.info(`node priority set to ${priority}`);
@@ -202,7 +182,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     stopping ??= (async () => {
       logger.info('stopping: no new calls; writes in flight finish, then the store is flushed and closed');
       clearInterval(gossipFollower);
-      clearInterval(subscriptionHosting);
+      clearInterval(subscriptionHostingJob);
       await server.close();
       await persistentSubscriptions.stop(true, 'the node is shutting down');
       await gossip.close();

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { newInstanceId } from '../api/grpc/node-services.js';
 import { EventStore } from '../store/event-store.js';
-import { nodeRuntimeClock, PersistentSubscriptionHost } from '../subscriptions/persistent/host.js';
+import { nodeHostEnvironment, PersistentSubscriptionHost } from '../subscriptions/persistent/host.js';
 import type { ServerConfiguration } from './configuration.js';
 import { createExternalInterface, loadTls } from './external-interface.js';
 import { PROTOCOL_COMPATIBILITY_VERSION } from './version.js';
@@ -47,7 +47,7 @@ export async function startNode(configuration: ServerConfiguration, logger: Logg
     })();
     return stopping;
   };
-  const persistentSubscriptions = new PersistentSubscriptionHost(store, nodeRuntimeClock(logger));
+  const persistentSubscriptions = new PersistentSubscriptionHost(store, nodeHostEnvironment(logger));
   const server = createExternalInterface(configuration, logger, store, tls, {
     persistentSubscriptions,
     identity: {

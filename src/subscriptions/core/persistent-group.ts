@@ -239,6 +239,15 @@ export class PersistentGroup<M extends GroupMessage<C>, C> {
     this.dispatch();
   }
 
+  /**
+   * The host's current time, given before any other input: a delivery's deadline and the ack
+   * window start from it. Without it they would start from the last `tick`, which may be long
+   * ago for an idle group (a message would then time out as soon as it is delivered).
+   */
+  advanceTime(now: number): void {
+    this.now = Math.max(this.now, now);
+  }
+
   /** The time moved on: retry what timed out, and commit the ack state if the window has closed. */
   tick(now: number): void {
     this.now = Math.max(this.now, now);

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { MaximumSubscribersReachedError, PersistentSubscriptionDroppedError, StreamDeletedError, StreamNotFoundError } from '../../errors.js';
 import type { EventStore } from '../../store/event-store.js';
 import type { EventData, RecordedEvent } from '../../store/types.js';
@@ -39,10 +38,15 @@ export interface ConsumerHandle {
   leave(): void;
 }
 
-export interface RuntimeClock {
+/** What a group needs from the world: time, timers, ids and a log (real on a node, simulated in the simulator). */
+export interface HostEnvironment {
   /** Monotonic milliseconds. */
   now(): number;
+  schedule(delayMs: number, action: () => void): { cancel(): void };
+  newId(): string;
   log(level: 'info' | 'warn' | 'error', message: string, error?: unknown): void;
+  /** Told after each ack state is committed (the simulator's checkers watch these). */
+  onAckStateCommitted?(definition: GroupDefinition, snapshot: AckStateSnapshot<SubscriptionMessage, GroupPosition>): void;
 }
 
 export interface GroupInfo {
@@ -65,7 +69,7 @@ export class GroupRuntime {
   private readonly reader: GroupReader;
   private readonly consumers = new Map<string, { sink: ConsumerSink; description: ConsumerDescription }>();
   private readonly abort = new AbortController();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: { cancel(): void } | undefined;
   private timerAt: number | undefined;
   private commitInFlight: Promise<void> | undefined;
   /** The parked stream: its next revision and where its live part begins (after replays truncated it). */
@@ -80,7 +84,7 @@ export class GroupRuntime {
   constructor(
     private readonly store: EventStore,
     readonly definition: GroupDefinition,
-    private readonly clock: RuntimeClock,
+    private readonly clock: HostEnvironment,
   ) {
     this.reader = new GroupReader(store, definition);
     this.checkpointStream = checkpointStreamOf(definition.source, definition.group);
@@ -102,8 +106,9 @@ export class GroupRuntime {
   }
 
   connect(bufferSize: number, description: ConsumerDescription, sink: ConsumerSink): ConsumerHandle {
-    const id = randomUUID();
+    const id = this.clock.newId();
     this.consumers.set(id, { sink, description });
+    this.machine.advanceTime(this.clock.now());
     if (!this.machine.consumerJoined(id, bufferSize)) {
       this.consumers.delete(id);
       throw new MaximumSubscribersReachedError(sourceName(this.definition.source), this.definition.group, this.definition.settings.maxSubscriberCount);
@@ -128,7 +133,7 @@ export class GroupRuntime {
     if (this.stopped) return;
     this.stopped = true;
     this.abort.abort();
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.machine?.stop();
     if (graceful && this.machine) {
       await this.commitInFlight;
@@ -142,6 +147,11 @@ export class GroupRuntime {
     }
     for (const { sink } of this.consumers.values()) sink.end(error);
     this.consumers.clear();
+  }
+
+  /** Resolves once no commit of this group is in flight (a stopped group's last write may still land). */
+  async settled(): Promise<void> {
+    await this.commitInFlight;
   }
 
   /** Re-delivers parked messages (up to `stopAt` of them, all when undefined). */
@@ -203,6 +213,7 @@ export class GroupRuntime {
 
   private input(change: () => void): void {
     if (this.stopped) return;
+    this.machine.advanceTime(this.clock.now());
     change();
     this.pump();
   }
@@ -224,15 +235,15 @@ export class GroupRuntime {
   private scheduleTick(): void {
     const at = this.machine.nextTickAt();
     if (at === this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     this.timerAt = at;
     if (at === undefined) return;
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.schedule(Math.max(0, at - this.clock.now()) + 1, () => {
       this.timer = undefined;
       this.timerAt = undefined;
       this.input(() => this.machine.tick(this.clock.now()));
-    }, Math.max(0, at - this.clock.now()) + 1);
+    });
   }
 
   private async read(after: Parameters<GroupReader['read']>[0], maxCount: number): Promise<void> {
@@ -253,7 +264,7 @@ export class GroupRuntime {
     } catch (error) {
       if (this.stopped) return;
       this.clock.log('error', `reading the source of ${this.name} failed; retrying in a second`, error);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await new Promise<void>((resolve) => this.clock.schedule(1000, resolve));
       if (this.stopped) return;
       // Report an empty page so the machine asks again.
       this.input(() => this.machine.messagesRead([], false));
@@ -301,6 +312,7 @@ export class GroupRuntime {
       requests.push({ stream: `$$${this.parkedStream}`, events: [{ type: '$metadata', data: { $tb: truncateTo } }] });
     }
     await this.store.appendToSystemStreams(requests);
+    this.clock.onAckStateCommitted?.(this.definition, snapshot);
     this.parkedNext += snapshot.parks.length;
     if (truncateTo !== undefined) this.parkedFrom = Math.max(this.parkedFrom, truncateTo);
   }

@@ -9,7 +9,7 @@ import {
 } from '../../errors.js';
 import type { EventStore } from '../../store/event-store.js';
 import { CONFIG_EVENT_TYPE, CONFIG_STREAM, decodeConfig, encodeConfig, groupKey, parkedStreamOf, sourceName, validateDefinition, type GroupDefinition, type GroupSource } from './durable-state.js';
-import { GroupRuntime, type ConsumerDescription, type ConsumerHandle, type ConsumerSink, type GroupInfo, type RuntimeClock } from './group-runtime.js';
+import { GroupRuntime, type ConsumerDescription, type ConsumerHandle, type ConsumerSink, type GroupInfo, type HostEnvironment } from './group-runtime.js';
 
 /** What a client asks for when it creates or updates a group; the host fills in the rest. */
 export type GroupRequest = Omit<GroupDefinition, 'resolvedStart' | 'generation'>;
@@ -26,14 +26,22 @@ export class PersistentSubscriptionHost {
   private configRevision = -1;
   private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped';
   private serial: Promise<unknown> = Promise.resolve();
+  /** Counts the times hosting started, and when the last one began: a new epoch reads the groups' state afresh. */
+  private epochNumber = 0;
+  private readonly stoppedGroupsWriting: Promise<void>[] = [];
+  private epochStartedAt = 0;
 
   constructor(
     private readonly store: EventStore,
-    private readonly clock: RuntimeClock,
+    private readonly clock: HostEnvironment,
   ) {}
 
   get running(): boolean {
     return this.state === 'running';
+  }
+
+  get epoch(): { number: number; startedAt: number } {
+    return { number: this.epochNumber, startedAt: this.epochStartedAt };
   }
 
   /** Loads the definitions and starts every group. */
@@ -42,6 +50,12 @@ export class PersistentSubscriptionHost {
       if (this.state === 'running' || this.state === 'starting') return;
       this.state = 'starting';
       try {
+        // A group stopped without a handover may still have an ack state on its way into the log
+        // (waiting for this node to lead again): let it land first, or this epoch would load the
+        // state before it and deliver again what it acknowledged.
+        await Promise.allSettled(this.stoppedGroupsWriting.splice(0));
+        this.epochNumber++;
+        this.epochStartedAt = this.clock.now();
         const definitions = await this.loadConfig();
         for (const definition of definitions) await this.startGroup(definition);
         this.state = 'running';
@@ -72,7 +86,7 @@ export class PersistentSubscriptionHost {
       this.assertRunning();
       const key = groupKey(request.source, request.group);
       if (this.groups.has(key)) throw new PersistentSubscriptionExistsError(sourceName(request.source), request.group);
-      const definition: GroupDefinition = { ...request, generation: randomUUID(), resolvedStart: await this.resolveStart(request) };
+      const definition: GroupDefinition = { ...request, generation: this.clock.newId(), resolvedStart: await this.resolveStart(request) };
       validateDefinition(definition);
       await this.saveConfig([...this.definitions(), definition]);
       await this.startGroup(definition);
@@ -178,6 +192,7 @@ export class PersistentSubscriptionHost {
     const runtimes = [...this.groups.values()];
     this.groups.clear();
     await Promise.all(runtimes.map((runtime) => runtime.stop(graceful, error)));
+    this.stoppedGroupsWriting.push(...runtimes.map((runtime) => runtime.settled()));
   }
 
   /** "End" means the end when the group is created: nothing written after that is skipped. */
@@ -240,9 +255,14 @@ export class PersistentSubscriptionHost {
 }
 
 /** The host's clock and log on a real node: monotonic time, and a pino-style logger. */
-export function nodeRuntimeClock(logger: { info(o: object | string, m?: string): void; warn(o: object | string, m?: string): void; error(o: object | string, m?: string): void }): RuntimeClock {
+export function nodeHostEnvironment(logger: { info(o: object | string, m?: string): void; warn(o: object | string, m?: string): void; error(o: object | string, m?: string): void }): HostEnvironment {
   return {
     now: () => performance.now(),
+    schedule: (delayMs, action) => {
+      const timer = setTimeout(action, delayMs);
+      return { cancel: () => clearTimeout(timer) };
+    },
+    newId: () => randomUUID(),
     log: (level, message, error) => (error === undefined ? logger[level](message) : logger[level]({ err: error }, message)),
   };
 }
