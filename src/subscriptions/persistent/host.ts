@@ -33,7 +33,8 @@ export class PersistentSubscriptionHost {
 
   constructor(
     private readonly store: EventStore,
-    private readonly clock: HostEnvironment,
+    /** Real time and timers by default; the simulator passes its own. */
+    private readonly clock: HostEnvironment = nodeHostEnvironment(),
   ) {}
 
   get running(): boolean {
@@ -255,7 +256,7 @@ export class PersistentSubscriptionHost {
 }
 
 /** The host's clock and log on a real node: monotonic time, and a pino-style logger. */
-export function nodeHostEnvironment(logger: { info(o: object | string, m?: string): void; warn(o: object | string, m?: string): void; error(o: object | string, m?: string): void }): HostEnvironment {
+export function nodeHostEnvironment(logger?: { info(o: object | string, m?: string): void; warn(o: object | string, m?: string): void; error(o: object | string, m?: string): void }): HostEnvironment {
   return {
     now: () => performance.now(),
     schedule: (delayMs, action) => {
@@ -263,6 +264,10 @@ export function nodeHostEnvironment(logger: { info(o: object | string, m?: strin
       return { cancel: () => clearTimeout(timer) };
     },
     newId: () => randomUUID(),
-    log: (level, message, error) => (error === undefined ? logger[level](message) : logger[level]({ err: error }, message)),
+    log: (level, message, error) => {
+      if (!logger) return;
+      if (error === undefined) logger[level](message);
+      else logger[level]({ err: error }, message);
+    },
   };
 }
