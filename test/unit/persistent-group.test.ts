@@ -172,6 +172,16 @@ describe('persistent group: retries and parking', () => {
     assert.deepEqual(snapshot.checkpoint, { sequence: 0, position: 0 }, 'a parked message is handled');
   });
 
+  test('a message timeout of 0 never times out', () => {
+    const machine = group({ messageTimeoutMs: 0 });
+    machine.consumerJoined('a', 1);
+    machine.messagesRead(messages(0, 2), true);
+    assert.equal(take(machine).deliveries.length, 1);
+    assert.equal(machine.nextTickAt(), undefined);
+    machine.tick(10_000_000);
+    assert.equal(take(machine).deliveries.length, 0);
+  });
+
   test('nack actions: park, retry, skip, stop', () => {
     const machine = group();
     machine.consumerJoined('a', 10);

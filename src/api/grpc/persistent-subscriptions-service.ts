@@ -92,7 +92,13 @@ async function consume(host: PersistentSubscriptionHost, requests: AsyncIterable
   // Deliveries that come before the confirmation is sent wait for it: it must be the first message.
   let confirmed = false;
   const early: Message[] = [];
-  const send = (message: Message) => void responses.send(message).catch(() => undefined);
+  // One send at a time: concurrent sends on a stream that is not writable would each wait for
+  // 'drain' with their own listeners (more than ten trip Node's MaxListenersExceededWarning).
+  // The consumer's buffer size bounds how many deliveries queue here.
+  let sending: Promise<void> = Promise.resolve();
+  const send = (message: Message) => {
+    sending = sending.then(() => responses.send(message)).catch(() => undefined);
+  };
   let endCall!: (error: Error) => void;
   const ended = new Promise<never>((_resolve, reject) => (endCall = reject));
   ended.catch(() => undefined);

@@ -10,7 +10,7 @@ export const CONSUMER_STRATEGIES: readonly ConsumerStrategy[] = ['RoundRobin', '
 export interface GroupSettings {
   resolveLinks: boolean;
   extraStatistics: boolean;
-  /** How long a delivered message may stay unacknowledged before it is retried. */
+  /** How long a delivered message may stay unacknowledged before it is retried (0: no limit). */
   messageTimeoutMs: number;
   /** Deliveries beyond the first before a message is parked. */
   maxRetryCount: number;

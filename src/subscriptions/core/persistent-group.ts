@@ -307,7 +307,7 @@ export class PersistentGroup<M extends GroupMessage<C>, C> {
     let next: number | undefined;
     if (this.dirtySince !== undefined && !this.committing) next = this.dirtySince + this.window_.maxDelayMs;
     for (const entry of this.inFlight.values()) {
-      if (next === undefined || entry.deadline < next) next = entry.deadline;
+      if (entry.deadline !== Infinity && (next === undefined || entry.deadline < next)) next = entry.deadline;
     }
     return next;
   }
@@ -486,7 +486,8 @@ export class PersistentGroup<M extends GroupMessage<C>, C> {
       message: queued.message,
       consumer: consumer.id,
       retryCount: queued.retryCount,
-      deadline: this.now + this.settings.messageTimeoutMs,
+      // 0 means no timeout: a message stays with its consumer until it answers or goes away.
+      deadline: this.settings.messageTimeoutMs > 0 ? this.now + this.settings.messageTimeoutMs : Infinity,
       replayed: queued.replayed,
     });
     this.effects.deliveries.push({ consumer: consumer.id, message: queued.message, retryCount: queued.retryCount });
