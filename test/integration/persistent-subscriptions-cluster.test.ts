@@ -11,7 +11,8 @@ import { sleep } from './support.js';
  * acknowledge while a writer keeps appending; the leader is killed (kill -9) or resigns. The
  * clients resubscribe on the new leader. Every acknowledged write is delivered; a message whose
  * acknowledgement was sent before the last commit window is never delivered again after a crash,
- * and after a graceful handover no acknowledged message comes back at all.
+ * and after a graceful handover no acknowledged message comes back at all, while the ones that
+ * were out come back with their retry count raised.
  */
 type KurrentModule = typeof KurrentLib;
 
@@ -159,6 +160,11 @@ describe('persistent subscriptions across a leader change (3 nodes, official cli
     // Acks sent before the resignation was asked for reached the leader first (loopback, a few ms): all committed.
     const redelivered = redeliveredAfterAck(run, disruptedAt - 20);
     assert.deepEqual(redelivered, [], 'acknowledged messages came back after a graceful handover');
+    // What was out (delivered, not yet acknowledged) when the leader handed over comes back as a retry.
+    const deliveredBefore = new Set(run.deliveries.filter((delivery) => delivery.at < disruptedAt).map((delivery) => delivery.id));
+    const again = run.deliveries.filter((delivery) => delivery.at > disruptedAt && deliveredBefore.has(delivery.id));
+    t.diagnostic(`in flight at the handover and delivered again: ${again.length}, retry counts ${[...new Set(again.map((delivery) => delivery.retryCount))].join(',')}`);
+    assert.ok(again.every((delivery) => delivery.retryCount >= 1), 'a message out at the handover came back with retry count 0');
   });
 });
 

@@ -820,7 +820,8 @@ forEachClient(import.meta.url, { timeoutMs: 90_000 }, (kitPromise, clientName) =
       const unknown = deliveredAfter.filter((id) => !ids.includes(id));
       assert.deepEqual(unknown, [], 'only the stream\'s events');
       const heldRedelivered = [...heldBefore].filter((id) => counts.has(id)).length;
-      return { ackedBefore, heldBefore, deliveredBefore, downAt, redeliveredAcked, heldRedelivered, total, ids, notAcked };
+      const heldRetryCounts = after.flatMap((consumer) => consumer.deliveries.filter((delivery) => heldBefore.has(delivery.ackId)).map((delivery) => delivery.retryCount));
+      return { ackedBefore, heldBefore, deliveredBefore, downAt, redeliveredAcked, heldRedelivered, heldRetryCounts, total, ids, notAcked };
     } finally {
       await Promise.allSettled(clients.map((each) => withTimeout(each.dispose(), 5_000, 'dispose')));
       await first?.stop();
@@ -889,6 +890,7 @@ forEachClient(import.meta.url, { timeoutMs: 90_000 }, (kitPromise, clientName) =
     t.diagnostic(`acked before ${run.ackedBefore.size}, held ${run.heldBefore.size}, redelivered acked ${run.redeliveredAcked.length}, held redelivered ${run.heldRedelivered}`);
     assert.ok(run.ackedBefore.size >= 700 && run.ackedBefore.size < run.total, `a restart mid-way (${run.ackedBefore.size} of ${run.total} acked)`);
     assert.equal(run.heldRedelivered, run.heldBefore.size, 'every message held unacked is delivered again');
+    assert.ok(run.heldRetryCounts.length > 0 && run.heldRetryCounts.every((count) => count >= 1), `what was held comes back with its retry count raised (${run.heldRetryCounts.join(',')})`);
     assert.deepEqual(run.redeliveredAcked.slice(0, 10), [], `no acknowledged message comes back (${run.redeliveredAcked.length} did)`);
   });
 

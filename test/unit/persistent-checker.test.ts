@@ -13,7 +13,7 @@ test('a message delivered by a host that started after an ack state covering it 
   const first = { node: 'n1', epoch: 1, startedMs: 0 };
   const second = { node: 'n2', epoch: 1, startedMs: 500 };
   record.deliveries.push(delivery(0, 10, first), delivery(1, 11, first));
-  record.commit('n1', 1, 1, 100, { checkpoint: { sequence: 0, position: 0 }, handledBeyond: [], parks: [] });
+  record.commit('n1', 1, 1, 100, { checkpoint: { sequence: 0, position: 0 }, handledBeyond: [], delivered: [], parks: [] });
   record.ackedIds.add('id-0').add('id-1');
   assert.deepEqual(checkPersistentSubscriptions(record, ['id-0', 'id-1'], 1000), []);
   // The new host redelivers 1 (not covered: fine) and 0 (covered by a commit before it started: not fine).
@@ -28,7 +28,7 @@ test('a message delivered by a host that started after an ack state covering it 
 test('a host that started before another host\u2019s commit may still deliver (it could not know)', () => {
   const record = new PersistentSubscriptionRecord();
   const stale = { node: 'n1', epoch: 1, startedMs: 0 };
-  record.commit('n2', 1, 1, 100, { checkpoint: undefined, handledBeyond: [3], parks: [] });
+  record.commit('n2', 1, 1, 100, { checkpoint: undefined, handledBeyond: [3], delivered: [], parks: [] });
   record.deliveries.push(delivery(3, 200, stale));
   record.ackedIds.add('id-3');
   assert.deepEqual(checkPersistentSubscriptions(record, ['id-3'], 1000), []);

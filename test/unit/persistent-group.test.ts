@@ -141,6 +141,31 @@ describe('persistent group: acknowledgements and the checkpoint', () => {
     assert.deepEqual(take(machine).commitAckState?.checkpoint, { sequence: 1, position: 1 });
   });
 
+  test('a message out when the group stopped comes back after the restart with its retry count raised', () => {
+    const machine = group();
+    machine.consumerJoined('a', 10);
+    machine.messagesRead(messages(0, 3), true);
+    take(machine);
+    machine.nack('a', ['id-1'], 'retry', '');
+    take(machine);
+    machine.ack('a', ['id-0']);
+    const snapshot = machine.snapshot();
+    assert.deepEqual(snapshot.delivered, [
+      [1, 1],
+      [2, 0],
+    ]);
+    const restarted = group({}, { checkpoint: snapshot.checkpoint, handledBeyond: snapshot.handledBeyond, delivered: snapshot.delivered });
+    restarted.consumerJoined('b', 10);
+    restarted.messagesRead(messages(1, 2), true);
+    assert.deepEqual(
+      take(restarted).deliveries.map((delivery) => [delivery.message.sequence, delivery.retryCount]),
+      [
+        [1, 2],
+        [2, 1],
+      ],
+    );
+  });
+
   test('a restored group skips what was acknowledged beyond its checkpoint', () => {
     const machine = group({}, { checkpoint: { sequence: 1, position: 1 }, handledBeyond: [3, 4] });
     assert.deepEqual(take(machine).read?.after, { sequence: 1, position: 1 });
@@ -177,7 +202,9 @@ describe('persistent group: retries and parking', () => {
     machine.consumerJoined('a', 1);
     machine.messagesRead(messages(0, 2), true);
     assert.equal(take(machine).deliveries.length, 1);
-    assert.equal(machine.nextTickAt(), undefined);
+    machine.tick(100);
+    machine.ackStateCommitted();
+    assert.equal(machine.nextTickAt(), undefined, 'nothing to wake up for');
     machine.tick(10_000_000);
     assert.equal(take(machine).deliveries.length, 0);
   });
@@ -288,7 +315,7 @@ const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
 test('property: the checkpoint never passes an unhandled message, nothing is lost, committed acks are never redelivered', () => {
   fc.assert(
     fc.property(fc.array(stepArbitrary, { minLength: 1, maxLength: 200 }), fc.constantFrom('RoundRobin', 'DispatchToSingle', 'Pinned') , (steps, strategy) => {
-      const settings: Partial<GroupSettings> = { messageTimeoutMs: 300, maxRetryCount: 2, readBatchSize: 5, historyBufferSize: 10, liveBufferSize: 10, strategy: strategy as GroupSettings['strategy'] };
+      const settings: Partial<GroupSettings> = { messageTimeoutMs: 300, maxRetryCount: 2 /* = maxRetryCount below */, readBatchSize: 5, historyBufferSize: 10, liveBufferSize: 10, strategy: strategy as GroupSettings['strategy'] };
       let committed: RestoredAckState<number> = { checkpoint: undefined, handledBeyond: [] };
       /** Sequences handled as of the last committed ack state. */
       let committedHandled = new Set<number>();
@@ -297,7 +324,12 @@ test('property: the checkpoint never passes an unhandled message, nothing is los
       let pendingRead: { after: number | undefined; maxCount: number } | undefined;
       let pendingCommit: AckStateSnapshot<Message, number> | undefined;
       // What each consumer holds, by id: the model of in-flight messages.
-      let held = new Map<string, Map<string, { message: Message; at: number }>>();
+      let held = new Map<string, Map<string, { message: Message; at: number; retryCount: number }>>();
+      const maxRetryCount = 2;
+      // A message that goes back for a retry past the maximum is parked instead: handled.
+      const retried = (entry: { message: Message; retryCount: number }) => {
+        if (entry.retryCount + 1 > maxRetryCount) handled.add(entry.message.sequence);
+      };
       const handled = new Set<number>();
       const joined = new Set<string>();
       const absorb = () => {
@@ -307,8 +339,8 @@ test('property: the checkpoint never passes an unhandled message, nothing is los
           assert.ok(!handled.has(delivery.message.sequence), `message ${delivery.message.sequence} was delivered after it was handled`);
           // The latest delivery is the only owner: an ack from an earlier one is stale.
           for (const other of held.values()) other.delete(delivery.message.id);
-          const holding = held.get(delivery.consumer) ?? new Map<string, { message: Message; at: number }>();
-          holding.set(delivery.message.id, { message: delivery.message, at: now });
+          const holding = held.get(delivery.consumer) ?? new Map<string, { message: Message; at: number; retryCount: number }>();
+          holding.set(delivery.message.id, { message: delivery.message, at: now, retryCount: delivery.retryCount });
           held.set(delivery.consumer, holding);
         }
         for (const drop of effects.drops) {
@@ -328,6 +360,7 @@ test('property: the checkpoint never passes an unhandled message, nothing is los
           case 'leave':
             if (joined.has(consumer)) {
               joined.delete(consumer);
+              for (const entry of held.get(consumer)?.values() ?? []) retried(entry);
               held.delete(consumer);
               machine.consumerLeft(consumer);
             }
@@ -344,14 +377,17 @@ test('property: the checkpoint never passes an unhandled message, nothing is los
           case 'nack': {
             const holding = [...(held.get(consumer)?.values() ?? [])];
             if (holding.length === 0) break;
-            const chosen = holding[step.pick % holding.length]!.message;
+            const chosenEntry = holding[step.pick % holding.length]!;
+            const chosen = chosenEntry.message;
             held.get(consumer)!.delete(chosen.id);
             if (step.kind === 'ack') {
               handled.add(chosen.sequence);
               machine.ack(consumer, [chosen.id]);
             } else {
               if (step.action === 'park' || step.action === 'skip') handled.add(chosen.sequence);
+              else retried(chosenEntry);
               if (step.action === 'stop') {
+                for (const entry of held.get(consumer)?.values() ?? []) retried(entry);
                 held.delete(consumer);
                 joined.delete(consumer);
               }
@@ -363,7 +399,11 @@ test('property: the checkpoint never passes an unhandled message, nothing is los
             now += step.ms;
             // Timed-out messages leave their consumer (the same deadline as the group's).
             for (const holding of held.values()) {
-              for (const [id, { at }] of holding) if (at + 300 <= now) holding.delete(id);
+              for (const [id, entry] of holding) {
+                if (entry.at + 300 > now) continue;
+                holding.delete(id);
+                retried(entry);
+              }
             }
             machine.tick(now);
             break;

@@ -40,11 +40,15 @@ export interface RestoredAckState<C> {
   checkpoint: Checkpoint<C> | undefined;
   /** Sequences beyond the checkpoint already handled: skipped when read again. */
   handledBeyond: readonly number[];
+  /** Unhandled messages already delivered, with the retry count of their last delivery: the next one counts up from there. */
+  delivered?: readonly (readonly [sequence: number, retryCount: number])[];
 }
 
 export interface AckStateSnapshot<M extends GroupMessage<C>, C> {
   checkpoint: Checkpoint<C> | undefined;
   handledBeyond: number[];
+  /** Unhandled messages delivered at least once, and the retry count of their last delivery. */
+  delivered: [sequence: number, retryCount: number][];
   /** Messages to append to the parked stream in the same write. */
   parks: { message: M; reason: string }[];
   /** Set when every replayed parked message is handled: the parked stream may be truncated up to here. */
@@ -92,6 +96,8 @@ interface WindowEntry<C> {
   sequence: number;
   position: C;
   handled: boolean;
+  /** The retry count of the last delivery; undefined while never delivered. */
+  lastRetryCount: number | undefined;
 }
 
 export interface GroupStatistics {
@@ -122,6 +128,8 @@ export class PersistentGroup<M extends GroupMessage<C>, C> {
   private windowHead = 0;
   private readonly windowBySequence = new Map<number, WindowEntry<C>>();
   private readonly skipOnRead: Set<number>;
+  /** Restored retry counts of messages delivered before the restart, until they are read again. */
+  private readonly deliveredBeforeRestart: Map<number, number>;
   private checkpoint: Checkpoint<C> | undefined;
   private lastRead: Checkpoint<C> | undefined;
   private readOutstanding = false;
@@ -151,6 +159,7 @@ export class PersistentGroup<M extends GroupMessage<C>, C> {
     this.lastRead = restored.checkpoint;
     const checkpointSequence = restored.checkpoint?.sequence ?? -Infinity;
     this.skipOnRead = new Set(restored.handledBeyond.filter((sequence) => sequence > checkpointSequence));
+    this.deliveredBeforeRestart = new Map((restored.delivered ?? []).filter(([sequence]) => sequence > checkpointSequence && !this.skipOnRead.has(sequence)));
   }
 
   // ------------------------------------------------------------------ inputs
@@ -191,7 +200,7 @@ export class PersistentGroup<M extends GroupMessage<C>, C> {
     for (const message of messages) {
       if (this.lastRead && message.sequence <= this.lastRead.sequence) continue;
       this.lastRead = { sequence: message.sequence, position: message.position };
-      const entry: WindowEntry<C> = { sequence: message.sequence, position: message.position, handled: false };
+      const entry: WindowEntry<C> = { sequence: message.sequence, position: message.position, handled: false, lastRetryCount: undefined };
       this.window.push(entry);
       this.windowBySequence.set(message.sequence, entry);
       if (this.skipOnRead.delete(message.sequence)) {
@@ -199,7 +208,10 @@ export class PersistentGroup<M extends GroupMessage<C>, C> {
         this.markHandled(message.sequence);
         continue;
       }
-      this.buffer.push({ message, retryCount: 0, replayed: false });
+      // Delivered before a restart and never answered: this is a retry.
+      const earlier = this.deliveredBeforeRestart.get(message.sequence);
+      this.deliveredBeforeRestart.delete(message.sequence);
+      this.buffer.push({ message, retryCount: earlier === undefined ? 0 : earlier + 1, replayed: false });
     }
     this.caughtUp = reachedEnd;
     this.advanceCheckpoint();
@@ -321,6 +333,7 @@ export class PersistentGroup<M extends GroupMessage<C>, C> {
     return {
       checkpoint: this.checkpoint,
       handledBeyond: this.handledBeyond(),
+      delivered: this.deliveredBeyond(),
       parks: [...this.pendingParks],
       ...(this.replayDone && this.replayUpTo !== undefined ? { parkedReplayedUpTo: this.replayUpTo } : {}),
     };
@@ -412,6 +425,16 @@ export class PersistentGroup<M extends GroupMessage<C>, C> {
     this.dirtySince ??= this.now;
   }
 
+  private deliveredBeyond(): [number, number][] {
+    const delivered: [number, number][] = [];
+    for (let index = this.windowHead; index < this.window.length; index++) {
+      const entry = this.window[index]!;
+      if (!entry.handled && entry.lastRetryCount !== undefined) delivered.push([entry.sequence, entry.lastRetryCount]);
+    }
+    for (const [sequence, retryCount] of this.deliveredBeforeRestart) delivered.push([sequence, retryCount]);
+    return delivered;
+  }
+
   private handledBeyond(): number[] {
     const beyond: number[] = [];
     for (let index = this.windowHead; index < this.window.length; index++) {
@@ -479,6 +502,12 @@ export class PersistentGroup<M extends GroupMessage<C>, C> {
   }
 
   private deliver(consumer: Consumer, queued: Queued<M>): void {
+    if (!queued.replayed) {
+      const entry = this.windowBySequence.get(queued.message.sequence);
+      if (entry) entry.lastRetryCount = queued.retryCount;
+      // Deliveries are part of the ack state too: after a failover, a message that was out comes back counted as a retry.
+      this.touch();
+    }
     consumer.inFlight++;
     consumer.delivered++;
     this.deliveredCount++;

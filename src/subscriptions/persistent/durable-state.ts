@@ -111,16 +111,18 @@ export type GroupPosition = number | Position;
 interface AckStateDocument {
   checkpoint: Checkpoint<GroupPosition> | null;
   handledBeyond: number[];
+  /** [sequence, retry count of the last delivery] of unhandled messages already delivered. */
+  delivered?: [number, number][];
 }
 
-export function encodeAckState(checkpoint: Checkpoint<GroupPosition> | undefined, handledBeyond: readonly number[]): Uint8Array {
-  const document: AckStateDocument = { checkpoint: checkpoint ?? null, handledBeyond: [...handledBeyond] };
+export function encodeAckState(state: { checkpoint: Checkpoint<GroupPosition> | undefined; handledBeyond: readonly number[]; delivered: readonly [number, number][] }): Uint8Array {
+  const document: AckStateDocument = { checkpoint: state.checkpoint ?? null, handledBeyond: [...state.handledBeyond], delivered: state.delivered.map(([sequence, retryCount]) => [sequence, retryCount]) };
   return Buffer.from(JSON.stringify(document), 'utf8');
 }
 
 export function decodeAckState(data: Uint8Array): RestoredAckState<GroupPosition> {
   const document = JSON.parse(Buffer.from(data).toString('utf8')) as AckStateDocument;
-  return { checkpoint: document.checkpoint ?? undefined, handledBeyond: document.handledBeyond ?? [] };
+  return { checkpoint: document.checkpoint ?? undefined, handledBeyond: document.handledBeyond ?? [], delivered: document.delivered ?? [] };
 }
 
 // ------------------------------------------------------------------ parked messages

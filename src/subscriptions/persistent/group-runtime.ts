@@ -290,7 +290,7 @@ export class GroupRuntime {
     const requests: { stream: string; events: EventData[] }[] = [
       {
         stream: this.checkpointStream,
-        events: [{ type: ACK_STATE_EVENT_TYPE, data: encodeAckState(snapshot.checkpoint, snapshot.handledBeyond), metadata: Buffer.from(JSON.stringify({ generation: this.definition.generation })), contentType: 'application/json' }],
+        events: [{ type: ACK_STATE_EVENT_TYPE, data: encodeAckState(snapshot), metadata: Buffer.from(JSON.stringify({ generation: this.definition.generation })), contentType: 'application/json' }],
       },
     ];
     if (snapshot.parks.length > 0) {
