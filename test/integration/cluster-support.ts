@@ -89,3 +89,21 @@ export async function unaryGrpc(port: number, path: string, message: Buffer): Pr
     session.close();
   }
 }
+
+/**
+ * Reads whole after a leader change, as an application would: the official client's reads (its
+ * Rust side) answer "not leader" or "unavailable" while it rediscovers the cluster and reconnect
+ * by themselves, but the call that saw the change fails. Retried, boundedly; anything else throws.
+ */
+export async function readAfterLeaderChange<T>(read: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await read();
+    } catch (error) {
+      const retryable = /NotLeader|Unavailable/.test((error as Error).constructor.name + String((error as Error).message));
+      if (!retryable || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
