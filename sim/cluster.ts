@@ -2,6 +2,11 @@ import type { Membership, Message, Status, TermRun } from '../src/consensus/type
 import { Replica, type ReplicaUnsafeVariants } from '../src/cluster/replica.js';
 import type { RecordBody } from '../src/cluster/raft-log.js';
 import { MemoryFileSystem } from '../src/storage/memory-file-system.js';
+import type { AckStateSnapshot } from '../src/subscriptions/core/persistent-group.js';
+import type { GroupPosition } from '../src/subscriptions/persistent/durable-state.js';
+import type { SubscriptionMessage } from '../src/subscriptions/persistent/group-reader.js';
+import { PersistentSubscriptionHost } from '../src/subscriptions/persistent/host.js';
+import { LeaderHosting } from '../src/subscriptions/persistent/leader-hosting.js';
 import { FencedFileSystem } from './fenced-file-system.js';
 import type { SimNetwork } from './network.js';
 import type { SimRandom } from './random.js';
@@ -20,6 +25,8 @@ export interface ClusterObserver {
   onSend(node: string, to: string, message: Message<RecordBody>): void;
   /** A node could not start from its disk. */
   onStartFailure(node: string, error: Error): void;
+  /** A node's persistent subscription host committed a group's ack state. */
+  onAckStateCommitted(node: string, incarnation: number, epoch: number, group: string, snapshot: AckStateSnapshot<SubscriptionMessage, GroupPosition>): void;
 }
 
 export interface SimClusterConfig {
@@ -42,6 +49,8 @@ interface SimNode {
   disk: MemoryFileSystem;
   fenced: FencedFileSystem | undefined;
   replica: Replica | undefined;
+  /** The node's persistent subscription groups, hosted while it leads (as on a real node). */
+  subscriptions: PersistentSubscriptionHost | undefined;
   incarnation: number;
   up: boolean;
   random: SimRandom;
@@ -66,7 +75,7 @@ export class SimCluster {
   ) {
     this.electionStorm = config.electionStorm;
     for (const id of [...config.voters, ...config.learners]) {
-      const node: SimNode = { id, disk: new MemoryFileSystem(), fenced: undefined, replica: undefined, incarnation: 0, up: false, random: random.fork(`node/${id}`) };
+      const node: SimNode = { id, disk: new MemoryFileSystem(), fenced: undefined, replica: undefined, subscriptions: undefined, incarnation: 0, up: false, random: random.fork(`node/${id}`) };
       this.nodes.set(id, node);
       network.register(id, (from, message) => {
         if (node.up) node.replica?.receive(from, message);
@@ -106,6 +115,12 @@ export class SimCluster {
 
   incarnationOf(id: string): number {
     return this.nodes.get(id)!.incarnation;
+  }
+
+  /** The persistent subscription host of a running node. */
+  subscriptionsOf(id: string): PersistentSubscriptionHost | undefined {
+    const node = this.nodes.get(id);
+    return node?.up ? node.subscriptions : undefined;
   }
 
   isUp(id: string): boolean {
@@ -187,6 +202,22 @@ export class SimCluster {
         return;
       }
       node.replica = replica;
+      const host: PersistentSubscriptionHost = new PersistentSubscriptionHost(replica.store, {
+        now: () => this.scheduler.now,
+        schedule,
+        newId: () => this.nextUuid(),
+        log: () => undefined,
+        onAckStateCommitted: (definition, snapshot) => {
+          if (alive()) this.observer.onAckStateCommitted(id, incarnation, host.epoch.number, definition.group, snapshot);
+        },
+      });
+      node.subscriptions = host;
+      const hosting = new LeaderHosting(host, () => alive() && replica.writable, () => undefined);
+      const follow = (): void => {
+        hosting.follow();
+        schedule(100, follow);
+      };
+      follow();
     } catch (error) {
       // A node that cannot start from its disk (a corrupted record before its durable tail) stays down.
       if (alive()) {
@@ -204,6 +235,7 @@ export class SimCluster {
     node.up = false;
     node.fenced?.fence();
     node.replica = undefined;
+    node.subscriptions = undefined;
     this.network.down(id);
     node.disk.crash(tearKeepFraction === undefined ? {} : { tearLastWrite: { keepFraction: tearKeepFraction } });
   }
@@ -230,6 +262,8 @@ export class SimCluster {
     for (const node of this.nodes.values()) {
       if (!node.up) continue;
       node.up = false;
+      await node.subscriptions?.stop(false, 'the simulation ends').catch(() => undefined);
+      node.subscriptions = undefined;
       await node.replica?.close().catch(() => undefined);
       node.replica = undefined;
     }

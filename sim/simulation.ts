@@ -8,6 +8,7 @@ import { SimNetwork, type NetworkFaults } from './network.js';
 import { SimRandom } from './random.js';
 import { Scheduler } from './scheduler.js';
 import { Workload } from './workload.js';
+import { checkPersistentSubscriptions, PersistentConsumers, PersistentSubscriptionRecord } from './persistent-consumers.js';
 
 /** Deliberate bugs, each of which the checkers must catch. */
 export const BROKEN_VARIANTS = {
@@ -72,6 +73,7 @@ export interface SimulationReport {
 
 const LIVENESS_BOUND_MS = 30_000;
 const CONVERGENCE_BOUND_MS = 15_000;
+const CONSUMERS_DRAIN_BOUND_MS = 20_000;
 /** A healthy fault phase runs a few thousand events; this is a hundred times more. */
 const MAX_EVENTS_PER_PHASE = 400_000;
 
@@ -127,6 +129,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const invariants = new RaftInvariants(() => scheduler.now, voters);
   const nodeFailures: Violation[] = [];
   const corrupted = new Set<string>();
+  const subscriptionRecord = new PersistentSubscriptionRecord();
   const cluster = new SimCluster(
     scheduler,
     network,
@@ -154,6 +157,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         invariants.onTruncate(node, afterIndex, dropped, term);
       },
       onSend: (node, to, message) => invariants.onSend(node, to, message),
+      onAckStateCommitted: (node, incarnation, epoch, _group, snapshot) => subscriptionRecord.commit(node, incarnation, epoch, scheduler.now, snapshot),
       onApplied: (node, incarnation, replica, index) => invariants.onApplied(node, incarnation, replica, index),
       onNodeFailure: (node, error) => {
         note(`${node} FAILED: ${error.message}`);
@@ -180,6 +184,15 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     retryChance: 0.15,
     leaderReadChance: 0.15,
     followerReadChance: 0.15,
+  });
+  // Persistent-subscription consumers on one of the streams, with a strategy and buffer per seed.
+  const subscriptionSetup = random.fork('persistent-subscriptions');
+  const persistentStream = 's-a';
+  const consumers = new PersistentConsumers(scheduler, cluster, subscriptionSetup.fork('consumers'), subscriptionRecord, {
+    consumers: subscriptionSetup.between(1, 3),
+    stream: persistentStream,
+    strategy: subscriptionSetup.pick(['RoundRobin', 'DispatchToSingle', 'Pinned', 'PinnedByCorrelation'] as const),
+    bufferSize: subscriptionSetup.between(1, 10),
   });
   const faultsInjected: Record<string, number> = {};
   const count = (kind: string): void => {
@@ -214,6 +227,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
 
   for (const id of cluster.ids) await cluster.start(id);
   const clientsDone = workload.run();
+  const consumersDone = consumers.run();
 
   // Faults, at random moments of the fault phase.
   const faults = random.fork('faults');
@@ -340,6 +354,10 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         finalEvents.push({ stream: event.streamId, revision: event.revision, id: event.id, position: event.position.commit });
       }
       violations.push(...(await compareReplicas(cluster, scheduler, leaderId)));
+      // Nothing lost: the consumers process every event of their stream, within a bound once healed.
+      const streamIds = finalEvents.filter((event) => event.stream === persistentStream).map((event) => event.id);
+      await scheduler.runWhile(() => streamIds.some((id) => !subscriptionRecord.ackedIds.has(id)), scheduler.now + CONSUMERS_DRAIN_BOUND_MS);
+      violations.push(...checkPersistentSubscriptions(subscriptionRecord, streamIds, scheduler.now));
     }
     // Without a leader there is no final log to check the history against (liveness reported it).
     if (leaderId) violations.push(...checkHistory(history, finalEvents, scheduler.now));
@@ -348,6 +366,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     // out of the code under test.
     violations.push({ checker: 'simulation-completes', detail: (error as Error).message, atMs: scheduler.now });
   }
+  consumers.stop();
+  void consumersDone;
   violations.unshift(...invariants.violations, ...nodeFailures);
   const simulatedMs = scheduler.now;
   // Closing flushes through the simulated disk, whose completions are scheduler events: keep
@@ -369,7 +389,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     faultClasses: classes,
     faultsInjected,
     simulatedMs,
-    operations: history.counts(),
+    operations: { ...history.counts(), 'persistent:delivered': subscriptionRecord.deliveries.length, 'persistent:acked': subscriptionRecord.acks, 'persistent:ack-commits': subscriptionRecord.commits.length },
     elections: invariants.elections,
     committedEntries: invariants.committedLength,
     violations,

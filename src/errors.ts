@@ -4,6 +4,7 @@
  * official clients switch on, and its HTTP status. Nothing anywhere matches on message text.
  */
 export const GrpcStatus = {
+  Cancelled: 1,
   InvalidArgument: 3,
   NotFound: 5,
   AlreadyExists: 6,
@@ -35,6 +36,10 @@ export const ERROR_REGISTRY = {
   NO_QUORUM: { grpcStatus: GrpcStatus.Unavailable, httpStatus: 503 },
   STORE_UNAVAILABLE: { grpcStatus: GrpcStatus.Unavailable, httpStatus: 503 },
   STORAGE_FAILURE: { grpcStatus: GrpcStatus.Internal, httpStatus: 500 },
+  PERSISTENT_SUBSCRIPTION_NOT_FOUND: { grpcStatus: GrpcStatus.NotFound, kurrentException: 'persistent-subscription-does-not-exist', httpStatus: 404 },
+  PERSISTENT_SUBSCRIPTION_EXISTS: { grpcStatus: GrpcStatus.AlreadyExists, kurrentException: 'persistent-subscription-exists', httpStatus: 409 },
+  MAXIMUM_SUBSCRIBERS_REACHED: { grpcStatus: GrpcStatus.FailedPrecondition, kurrentException: 'maximum-subscribers-reached', httpStatus: 409 },
+  PERSISTENT_SUBSCRIPTION_DROPPED: { grpcStatus: GrpcStatus.Cancelled, kurrentException: 'persistent-subscription-dropped', httpStatus: 410 },
   ROUTE_NOT_FOUND: { grpcStatus: GrpcStatus.Unimplemented, httpStatus: 404 },
   UNSUPPORTED_MEDIA_TYPE: { grpcStatus: GrpcStatus.InvalidArgument, httpStatus: 415 },
   SLOW_CONSUMER: { grpcStatus: GrpcStatus.ResourceExhausted, httpStatus: 429 },
@@ -153,6 +158,40 @@ export class NoQuorumError extends ChronicleError {
   constructor(message: string) {
     super('NO_QUORUM', message);
     this.name = 'NoQuorumError';
+  }
+}
+
+/** The facts every persistent-subscription error carries (the clients build their typed errors from these trailers). */
+function groupDetails(stream: string, group: string): Record<string, unknown> {
+  const safe = (value: string) => (/^[\x20-\x7e]*$/.test(value) ? value : encodeURIComponent(value));
+  return { stream, group, 'trailer:stream-name': safe(stream), 'trailer:group-name': safe(group) };
+}
+
+export class PersistentSubscriptionNotFoundError extends ChronicleError {
+  constructor(stream: string, group: string) {
+    super('PERSISTENT_SUBSCRIPTION_NOT_FOUND', `no persistent subscription group '${group}' on '${stream}'`, groupDetails(stream, group));
+    this.name = 'PersistentSubscriptionNotFoundError';
+  }
+}
+
+export class PersistentSubscriptionExistsError extends ChronicleError {
+  constructor(stream: string, group: string) {
+    super('PERSISTENT_SUBSCRIPTION_EXISTS', `the persistent subscription group '${group}' on '${stream}' already exists`, groupDetails(stream, group));
+    this.name = 'PersistentSubscriptionExistsError';
+  }
+}
+
+export class MaximumSubscribersReachedError extends ChronicleError {
+  constructor(stream: string, group: string, max: number) {
+    super('MAXIMUM_SUBSCRIBERS_REACHED', `the persistent subscription group '${group}' on '${stream}' already has its maximum of ${max} consumers`, groupDetails(stream, group));
+    this.name = 'MaximumSubscribersReachedError';
+  }
+}
+
+export class PersistentSubscriptionDroppedError extends ChronicleError {
+  constructor(stream: string, group: string, reason: string) {
+    super('PERSISTENT_SUBSCRIPTION_DROPPED', `the consumer of '${group}' on '${stream}' was dropped: ${reason}`, groupDetails(stream, group));
+    this.name = 'PersistentSubscriptionDroppedError';
   }
 }
 

@@ -36,8 +36,17 @@ export {
   StreamDeletedError,
   StreamNotFoundError,
   WrongExpectedVersionError,
+  PersistentSubscriptionNotFoundError,
+  PersistentSubscriptionExistsError,
+  MaximumSubscribersReachedError,
+  PersistentSubscriptionDroppedError,
   type ErrorCode,
 } from '../errors.js';
 export { LogCorruptionError, LogFailedError } from '../storage/errors.js';
+export { PersistentSubscriptionHost, type GroupRequest } from '../subscriptions/persistent/host.js';
+export type { ConsumerHandle, ConsumerSink, GroupInfo } from '../subscriptions/persistent/group-runtime.js';
+export type { SubscriptionMessage } from '../subscriptions/persistent/group-reader.js';
+export { DEFAULT_GROUP_SETTINGS, type ConsumerStrategy, type GroupSettings } from '../subscriptions/core/group-settings.js';
+export type { NackAction } from '../subscriptions/core/persistent-group.js';
 export { MemoryFileSystem } from '../storage/memory-file-system.js';
 export type { FileSystem, LogFile } from '../storage/file-system.js';

@@ -12,6 +12,8 @@ import { MemoryFileSystem } from '../storage/memory-file-system.js';
 import { NodeFileSystem } from '../storage/node-file-system.js';
 import type { ServerConfiguration } from './configuration.js';
 import { createExternalInterface, loadTls } from './external-interface.js';
+import { nodeHostEnvironment, PersistentSubscriptionHost } from '../subscriptions/persistent/host.js';
+import { LeaderHosting } from '../subscriptions/persistent/leader-hosting.js';
 import type { RunningNode } from './node.js';
 import { PROTOCOL_COMPATIBILITY_VERSION } from './version.js';
 
@@ -154,6 +156,9 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     }
   };
   const gossipFollower = setInterval(followGossip, 1000);
+  const persistentSubscriptions = new PersistentSubscriptionHost(replica.store, nodeHostEnvironment(logger));
+  const subscriptionHosting = new LeaderHosting(persistentSubscriptions, () => replica.writable, (error) => logger.warn({ err: error }, 'persistent subscriptions could not start; trying again'));
+  const subscriptionHostingJob = setInterval(() => subscriptionHosting.follow(), 100);
   const server = createExternalInterface(configuration, logger, replica.store, tls, {
     identity: {
       instanceId,
@@ -163,7 +168,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
       },
       version: PROTOCOL_COMPATIBILITY_VERSION,
       members: () => clusterView(gossip.view(), replica),
-      resign: () => replica.resign(),
+      resign: () => subscriptionHosting.handOver(() => replica.resign()),
       setNodePriority: (priority) => {
         nodePriority = priority;
         logger.info(`node priority set to ${priority}`);
@@ -171,13 +176,16 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     },
     requestShutdown: configuration.insecure ? () => void stop() : undefined,
     admit: (context) => admitCall(context, replica),
+    persistentSubscriptions,
     cluster: { replica, gossip, selfId: layout.selfId, members: () => clusterView(gossip.view(), replica), internalTls, leaderWaitMs: configuration.writeTimeoutMs },
   });
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       logger.info('stopping: no new calls; writes in flight finish, then the store is flushed and closed');
       clearInterval(gossipFollower);
+      clearInterval(subscriptionHostingJob);
       await server.close();
+      await persistentSubscriptions.stop(true, 'the node is shutting down');
       await gossip.close();
       await peers.close();
       await replica.close();
@@ -258,7 +266,14 @@ async function awaitFormation(replica: Replica, configuration: ServerConfigurati
  * Reads are served by any node that is caught up, unless the client asks for the leader
  * (`requires-leader: true`, the clients' default node preference).
  */
+const PERSISTENT_SUBSCRIPTIONS_PREFIX = '/event_store.client.persistent_subscriptions.PersistentSubscriptions/';
+
 function admitCall(context: CallContext, replica: Replica): void {
+  if (context.path.startsWith(PERSISTENT_SUBSCRIPTIONS_PREFIX)) {
+    // A leader that cannot write yet (just elected) answers "unavailable": sending the client to itself helps no one.
+    if (!replica.writable) throw new NotLeaderError('persistent subscriptions are served by the leader', replica.raftStatus.role === 'leader' ? undefined : replica.leaderEndpoint);
+    return;
+  }
   if (WRITE_PATHS.has(context.path)) {
     const leader = replica.leaderEndpoint;
     if (!replica.writable && leader) throw new NotLeaderError('this node is a follower; writes go to the leader', leader);

@@ -4,9 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { GrpcServer, type CallContext } from '../api/grpc/grpc-server.js';
 import { HttpApi, type ClusterHttpAccess } from '../api/http/http-api.js';
 import { registerNodeServices, type NodeIdentity } from '../api/grpc/node-services.js';
+import { registerPersistentSubscriptionsService } from '../api/grpc/persistent-subscriptions-service.js';
 import { registerStreamsService } from '../api/grpc/streams-service.js';
 import { registerStreamsV2Service } from '../api/grpc/streams-v2-service.js';
 import type { EventStore } from '../store/event-store.js';
+import type { PersistentSubscriptionHost } from '../subscriptions/persistent/host.js';
 import { SubscriptionTracker } from '../subscriptions/subscription-tracker.js';
 import type { ServerConfiguration } from './configuration.js';
 import { CHRONICLE_VERSION } from './version.js';
@@ -24,6 +26,7 @@ export interface ExternalInterfaceOptions {
   requestShutdown: (() => void) | undefined;
   /** Refuses calls this node must not serve (a follower asked for the leader's data). */
   admit?: (context: CallContext) => void;
+  persistentSubscriptions: PersistentSubscriptionHost;
   /** A cluster member's HTTP API forwards to the leader and reports the cluster. */
   cluster?: ClusterHttpAccess;
 }
@@ -80,6 +83,7 @@ export function createExternalInterface(
   });
   registerStreamsService(server, store, { maxAppendSizeBytes: configuration.maxAppendSizeBytes, subscriptions });
   registerStreamsV2Service(server, store);
+  registerPersistentSubscriptionsService(server, options.persistentSubscriptions);
   registerNodeServices(server, options.identity, options.requestShutdown);
   return {
     listen: async (host, port) => {

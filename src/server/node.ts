@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { newInstanceId } from '../api/grpc/node-services.js';
 import { EventStore } from '../store/event-store.js';
+import { nodeHostEnvironment, PersistentSubscriptionHost } from '../subscriptions/persistent/host.js';
 import type { ServerConfiguration } from './configuration.js';
 import { createExternalInterface, loadTls } from './external-interface.js';
 import { PROTOCOL_COMPATIBILITY_VERSION } from './version.js';
@@ -36,14 +37,19 @@ export async function startNode(configuration: ServerConfiguration, logger: Logg
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       logger.info('stopping: no new calls; writes in flight finish, then the store is flushed and closed');
+      // Calls end first (no acknowledgement arrives after this), then the groups commit the
+      // acknowledgements they received, then the store closes.
       await server.close();
+      await persistentSubscriptions.stop(true, 'the node is shutting down');
       await store.close();
       logger.info('stopped');
       markStopped();
     })();
     return stopping;
   };
+  const persistentSubscriptions = new PersistentSubscriptionHost(store, nodeHostEnvironment(logger));
   const server = createExternalInterface(configuration, logger, store, tls, {
+    persistentSubscriptions,
     identity: {
       instanceId: newInstanceId(),
       advertisedHost: configuration.extIp,
@@ -55,11 +61,13 @@ export async function startNode(configuration: ServerConfiguration, logger: Logg
     requestShutdown: configuration.insecure ? () => void stop() : undefined,
   });
   try {
+    await persistentSubscriptions.start();
     const address = await server.listen(configuration.extIp, configuration.extHttpPort);
     port = address.port;
     logger.info({ host: configuration.extIp, port, tls: tls !== undefined }, `listening for clients on ${configuration.extIp}:${port}`);
     return { host: configuration.extIp, port, stop, stopped };
   } catch (error) {
+    await persistentSubscriptions.stop(false, 'the node failed to start');
     await store.close();
     throw error;
   }

@@ -322,12 +322,28 @@ export class EventStore {
    * multi-stream write (same ids) returns the original revisions and writes nothing.
    */
   async appendToStreams(requests: readonly { stream: string; events: readonly EventData[]; expectedState?: ExpectedState }[]): Promise<MultiStreamAppendResult> {
+    return this.appendMany(requests, true);
+  }
+
+  /**
+   * The same atomic write for the server's own subsystems, which keep their state in system
+   * streams (`$persistentsubscription-...`, `$persistentSubscriptionConfig`): clients may not write
+   * those, the server must.
+   */
+  async appendToSystemStreams(requests: readonly { stream: string; events: readonly EventData[]; expectedState?: ExpectedState }[]): Promise<MultiStreamAppendResult> {
+    return this.appendMany(requests, false);
+  }
+
+  private async appendMany(
+    requests: readonly { stream: string; events: readonly EventData[]; expectedState?: ExpectedState }[],
+    fromClient: boolean,
+  ): Promise<MultiStreamAppendResult> {
     this.assertUsable();
     if (!Array.isArray(requests) || requests.length === 0) throw new InvalidArgumentError('a multi-stream append needs at least one stream');
     const seen = new Set<string>();
     const parsed = requests.map((request) => {
       validateStreamName(request.stream);
-      validateUserWritableStream(request.stream);
+      if (fromClient) validateUserWritableStream(request.stream);
       if (seen.has(request.stream)) throw new InvalidArgumentError(`stream '${request.stream}' appears twice in one multi-stream append`, { stream: request.stream });
       seen.add(request.stream);
       const prepared = prepareEvents(request.stream, request.events, this.limits, this.options.newUuid);

@@ -105,6 +105,8 @@ export interface TestClient {
   subscribeToAll(from: 'start' | 'end' | Position, filter?: SubscriptionFilterSpec): SubscriptionRecorder;
   /** The server's advertised methods as the client sees them (kurrentdb: its `capabilities`). */
   supportsBatchAppend(): Promise<boolean | undefined>;
+  /** Persistent subscriptions: `source` is a stream name, or '$all'. */
+  persistent: PersistentOperations;
   dispose(): Promise<void>;
 }
 
@@ -117,6 +119,10 @@ export interface ClientKit {
     StreamNotFoundError: abstract new (...args: never[]) => Error;
     StreamDeletedError: abstract new (...args: never[]) => Error;
     MaxAppendSizeExceededError: abstract new (...args: never[]) => Error;
+    PersistentSubscriptionExistsError: abstract new (...args: never[]) => Error;
+    PersistentSubscriptionDoesNotExistError: abstract new (...args: never[]) => Error;
+    PersistentSubscriptionMaximumSubscribersReachedError: abstract new (...args: never[]) => Error;
+    PersistentSubscriptionDroppedError: abstract new (...args: never[]) => Error;
   };
   wrongVersionFacts(error: unknown): WrongVersionFacts | undefined;
   maxAppendSizeOf(error: unknown): number | undefined;
@@ -273,6 +279,309 @@ export class SubscriptionRecorder {
   }
 }
 
+// ------------------------------------------------------------------ persistent subscriptions
+
+export type PersistentStrategy = 'RoundRobin' | 'DispatchToSingle' | 'Pinned' | 'PinnedByCorrelation';
+
+/** Group settings in the clients' own names; what is left out gets the client's default. */
+export interface PersistentSettings {
+  /** A stream revision for a stream group, a position for a $all group. */
+  startFrom?: 'start' | 'end' | bigint | Position;
+  resolveLinkTos?: boolean;
+  extraStatistics?: boolean;
+  messageTimeout?: number;
+  maxRetryCount?: number;
+  checkPointAfter?: number;
+  checkPointLowerBound?: number;
+  checkPointUpperBound?: number;
+  maxSubscriberCount?: number | 'unbounded';
+  liveBufferSize?: number;
+  readBatchSize?: number;
+  historyBufferSize?: number;
+  consumerStrategyName?: PersistentStrategy;
+}
+
+/** What the clients' GetInfo/List return (both clients map the reply the same way). */
+export interface PersistentInfo {
+  eventSource: string;
+  groupName: string;
+  status: string;
+  settings: Record<string, unknown> & { startFrom: unknown; consumerStrategyName: string; maxSubscriberCount: unknown };
+  stats: {
+    totalItems: bigint;
+    totalInFlightMessages: number;
+    outstandingMessagesCount: number;
+    retryBufferCount: number;
+    readBufferCount: number;
+    liveBufferCount: bigint;
+    parkedMessageCount: bigint;
+    /** Stream groups: a revision; $all groups: a position. Undefined when none. */
+    lastCheckpointed: bigint | Position | undefined;
+    lastKnown: bigint | Position | undefined;
+  };
+  connections: { from: string; username: string; connectionName: string; inFlightMessages: number; availableSlots: number; totalItems: bigint }[];
+}
+
+export interface PersistentOperations {
+  create(source: string, group: string, settings?: PersistentSettings, filter?: SubscriptionFilterSpec): Promise<void>;
+  update(source: string, group: string, settings?: PersistentSettings): Promise<void>;
+  delete(source: string, group: string): Promise<void>;
+  getInfo(source: string, group: string): Promise<PersistentInfo>;
+  /** All groups (no source), or those of one stream or of '$all'. */
+  list(source?: string): Promise<PersistentInfo[]>;
+  replayParked(source: string, group: string, stopAt?: number): Promise<void>;
+  restartSubsystem(): Promise<void>;
+  /** Connects a consumer; `decide` says what it does with each delivery (default: ack). */
+  subscribe(source: string, group: string, options?: { bufferSize?: number; decide?: PersistentDecider }): PersistentRecorder;
+}
+
+/** What a consumer does with a delivery: answer it at once, or hold it (no answer, the test may answer later). */
+export type PersistentDecision = 'ack' | 'park' | 'retry' | 'skip' | 'stop' | 'hold';
+export type PersistentDecider = (delivery: PersistentDelivery, recorder: PersistentRecorder) => PersistentDecision;
+
+export interface PersistentDelivery {
+  event: ReadEvent;
+  /** The id the consumer acknowledges: the link's when the event came through a link. */
+  ackId: string;
+  retryCount: number;
+  /** performance.now() when it arrived. */
+  at: number;
+  raw: unknown;
+}
+
+interface PersistentSubscriptionLike extends SubscriptionLike {
+  ack(...events: unknown[]): Promise<void>;
+  nack(action: string, reason: string, ...events: unknown[]): Promise<void>;
+}
+
+/**
+ * One consumer of a persistent subscription group: records each delivery with its retry count,
+ * answers it as `decide` says (ack, nack with park/retry/skip/stop, or hold), and records the
+ * answers sent with the time they were sent, so tests can tell acknowledged from unacknowledged.
+ */
+export class PersistentRecorder {
+  readonly deliveries: PersistentDelivery[] = [];
+  /** Ack-ids acknowledged (the write to the call completed), in order, with performance.now() when the ack was sent. */
+  readonly acked: { id: string; sentAt: number }[] = [];
+  readonly nacked: { id: string; action: string; sentAt: number }[] = [];
+  readonly held: PersistentDelivery[] = [];
+  confirmed = false;
+  error: Error | undefined;
+  ended = false;
+  /** Errors from ack/nack writes (a call that is already gone). */
+  readonly answerErrors: Error[] = [];
+  private readonly waiters = new Set<() => void>();
+  private subscription: PersistentSubscriptionLike | undefined;
+
+  constructor(
+    readonly label: string,
+    public decide: PersistentDecider = () => 'ack',
+  ) {}
+
+  attach(subscription: PersistentSubscriptionLike): this {
+    this.subscription = subscription;
+    subscription.on('data', (resolved: ResolvedLike & { retryCount?: number; link?: RecordedLike }) => {
+      const delivery: PersistentDelivery = {
+        event: toReadEvent(resolved),
+        ackId: resolved.link?.id ?? resolved.event!.id,
+        retryCount: resolved.retryCount ?? 0,
+        at: performance.now(),
+        raw: resolved,
+      };
+      this.deliveries.push(delivery);
+      let decision: PersistentDecision;
+      try {
+        decision = this.decide(delivery, this);
+      } catch (error) {
+        this.error ??= error as Error;
+        decision = 'hold';
+      }
+      if (decision === 'hold') this.held.push(delivery);
+      else if (decision === 'ack') void this.ack([delivery]);
+      else void this.nack(decision, [delivery]);
+      this.changed();
+    });
+    subscription.on('confirmation', () => {
+      this.confirmed = true;
+      this.changed();
+    });
+    subscription.on('error', (error: Error) => {
+      this.error ??= error;
+      this.changed();
+    });
+    subscription.on('end', () => {
+      this.ended = true;
+      this.changed();
+    });
+    subscription.on('close', () => {
+      this.ended = true;
+      this.changed();
+    });
+    return this;
+  }
+
+  /** Acknowledges deliveries (removing them from `held`). */
+  async ack(deliveries: readonly PersistentDelivery[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    this.unhold(deliveries);
+    const sentAt = performance.now();
+    try {
+      await this.subscription!.ack(...deliveries.map((delivery) => delivery.raw));
+      for (const delivery of deliveries) this.acked.push({ id: delivery.ackId, sentAt });
+    } catch (error) {
+      this.answerErrors.push(error as Error);
+    }
+    this.changed();
+  }
+
+  async nack(action: 'park' | 'retry' | 'skip' | 'stop', deliveries: readonly PersistentDelivery[], reason = `test ${action}`): Promise<void> {
+    if (deliveries.length === 0) return;
+    this.unhold(deliveries);
+    const sentAt = performance.now();
+    try {
+      await this.subscription!.nack(action, reason, ...deliveries.map((delivery) => delivery.raw));
+      for (const delivery of deliveries) this.nacked.push({ id: delivery.ackId, action, sentAt });
+    } catch (error) {
+      this.answerErrors.push(error as Error);
+    }
+    this.changed();
+  }
+
+  private unhold(deliveries: readonly PersistentDelivery[]): void {
+    for (const delivery of deliveries) {
+      const index = this.held.indexOf(delivery);
+      if (index >= 0) this.held.splice(index, 1);
+    }
+  }
+
+  /** Ids in delivery order. */
+  ids(): string[] {
+    return this.deliveries.map((delivery) => delivery.ackId);
+  }
+
+  private changed(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  /** Resolves once `condition()` holds; rejects after `timeoutMs`, or early if the subscription fails first (unless `allowError`). */
+  waitFor(condition: () => boolean, timeoutMs: number, what: string, allowError = false): Promise<void> {
+    if (condition()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (condition()) {
+          finish();
+          resolve();
+        } else if (this.error && !allowError) {
+          finish();
+          reject(new Error(`${what}: ${this.label}'s subscription failed first: ${this.error.name}: ${this.error.message} (${this.summary()})`));
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`${what}: not within ${timeoutMs} ms (${this.summary()})`));
+      }, timeoutMs);
+      const finish = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+    });
+  }
+
+  summary(): string {
+    const last = this.deliveries.at(-1);
+    return `${this.label}: ${this.deliveries.length} deliveries${last ? `, last ${last.event.streamId}@${last.event.revision} retry ${last.retryCount}` : ''}, acked ${this.acked.length}, nacked ${this.nacked.length}, held ${this.held.length}, confirmed ${this.confirmed}, ended ${this.ended}, error ${this.error ? `${this.error.name}: ${this.error.message}` : 'none'}`;
+  }
+
+  async unsubscribe(): Promise<void> {
+    await this.subscription?.unsubscribe();
+  }
+}
+
+/** The part of either client's module the persistent-subscription operations use. */
+interface PersistentLib {
+  START: unknown;
+  END: unknown;
+  UNBOUNDED: unknown;
+  persistentSubscriptionToStreamSettingsFromDefaults(changes?: object): unknown;
+  persistentSubscriptionToAllSettingsFromDefaults(changes?: object): unknown;
+  streamNameFilter(options: object): unknown;
+  eventTypeFilter(options: object): unknown;
+}
+
+/** The part of either client the persistent-subscription operations use (both name them alike). */
+interface PersistentClientLike {
+  createPersistentSubscriptionToStream(stream: string, group: string, settings: unknown): Promise<void>;
+  createPersistentSubscriptionToAll(group: string, settings: unknown, options?: { filter?: unknown }): Promise<void>;
+  updatePersistentSubscriptionToStream(stream: string, group: string, settings: unknown): Promise<void>;
+  updatePersistentSubscriptionToAll(group: string, settings: unknown): Promise<void>;
+  deletePersistentSubscriptionToStream(stream: string, group: string): Promise<void>;
+  deletePersistentSubscriptionToAll(group: string): Promise<void>;
+  getPersistentSubscriptionToStreamInfo(stream: string, group: string): Promise<unknown>;
+  getPersistentSubscriptionToAllInfo(group: string): Promise<unknown>;
+  listAllPersistentSubscriptions(): Promise<unknown[]>;
+  listPersistentSubscriptionsToStream(stream: string): Promise<unknown[]>;
+  listPersistentSubscriptionsToAll(): Promise<unknown[]>;
+  replayParkedMessagesToStream(stream: string, group: string, options?: { stopAt?: number }): Promise<void>;
+  replayParkedMessagesToAll(group: string, options?: { stopAt?: number }): Promise<void>;
+  restartPersistentSubscriptionSubsystem(): Promise<void>;
+  subscribeToPersistentSubscriptionToStream(stream: string, group: string, options?: { bufferSize?: number }): PersistentSubscriptionLike;
+  subscribeToPersistentSubscriptionToAll(group: string, options?: { bufferSize?: number }): PersistentSubscriptionLike;
+}
+
+function persistentOperations(lib: PersistentLib, client: PersistentClientLike): PersistentOperations {
+  const ALL = '$all';
+  const settingsOf = (source: string, settings: PersistentSettings = {}) => {
+    const { startFrom, maxSubscriberCount, ...rest } = settings;
+    const changes: Record<string, unknown> = { ...rest };
+    if (startFrom !== undefined) changes.startFrom = startFrom === 'start' ? lib.START : startFrom === 'end' ? lib.END : startFrom;
+    if (maxSubscriberCount !== undefined) changes.maxSubscriberCount = maxSubscriberCount === 'unbounded' ? lib.UNBOUNDED : maxSubscriberCount;
+    return source === ALL ? lib.persistentSubscriptionToAllSettingsFromDefaults(changes) : lib.persistentSubscriptionToStreamSettingsFromDefaults(changes);
+  };
+  const infoOf = (raw: unknown): PersistentInfo => {
+    const info = raw as PersistentInfo & { stats: Record<string, unknown> };
+    const stats = info.stats;
+    return {
+      ...info,
+      stats: {
+        ...(stats as unknown as PersistentInfo['stats']),
+        lastCheckpointed: (stats.lastCheckpointedEventRevision ?? stats.lastCheckpointedEventPosition) as bigint | Position | undefined,
+        lastKnown: (stats.lastKnownEventRevision ?? stats.lastKnownEventPosition) as bigint | Position | undefined,
+      },
+    };
+  };
+  return {
+    async create(source, group, settings, filter) {
+      if (source !== ALL) {
+        if (filter) throw new Error('a filter is for $all groups only');
+        return client.createPersistentSubscriptionToStream(source, group, settingsOf(source, settings));
+      }
+      let built: unknown;
+      if (filter) {
+        const make = filter.on === 'streamName' ? lib.streamNameFilter : lib.eventTypeFilter;
+        built = filter.regex !== undefined ? make({ regex: filter.regex }) : make({ prefixes: filter.prefixes ?? [] });
+      }
+      return client.createPersistentSubscriptionToAll(group, settingsOf(source, settings), built ? { filter: built } : {});
+    },
+    update: (source, group, settings) =>
+      source === ALL ? client.updatePersistentSubscriptionToAll(group, settingsOf(source, settings)) : client.updatePersistentSubscriptionToStream(source, group, settingsOf(source, settings)),
+    delete: (source, group) => (source === ALL ? client.deletePersistentSubscriptionToAll(group) : client.deletePersistentSubscriptionToStream(source, group)),
+    getInfo: async (source, group) => infoOf(source === ALL ? await client.getPersistentSubscriptionToAllInfo(group) : await client.getPersistentSubscriptionToStreamInfo(source, group)),
+    list: async (source) =>
+      (source === undefined ? await client.listAllPersistentSubscriptions() : source === ALL ? await client.listPersistentSubscriptionsToAll() : await client.listPersistentSubscriptionsToStream(source)).map(infoOf),
+    replayParked: (source, group, stopAt) => {
+      const options = stopAt !== undefined ? { stopAt } : {};
+      return source === ALL ? client.replayParkedMessagesToAll(group, options) : client.replayParkedMessagesToStream(source, group, options);
+    },
+    restartSubsystem: () => client.restartPersistentSubscriptionSubsystem(),
+    subscribe(source, group, options = {}) {
+      const recorder = new PersistentRecorder(`${group}@${source}`, options.decide);
+      const subscribeOptions = options.bufferSize !== undefined ? { bufferSize: options.bufferSize } : {};
+      return recorder.attach(source === ALL ? client.subscribeToPersistentSubscriptionToAll(group, subscribeOptions) : client.subscribeToPersistentSubscriptionToStream(source, group, subscribeOptions));
+    },
+  };
+}
+
 // --------------------------------------------------------------------- @kurrent/kurrentdb-client
 
 type Kurrent = typeof KurrentLib;
@@ -356,6 +665,7 @@ function kurrentKit(lib: Kurrent): ClientKit {
         async supportsBatchAppend() {
           return supportsThroughCapabilities(client, await import('@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v1/streams_grpc_pb.js'));
         },
+        persistent: persistentOperations(lib as unknown as PersistentLib, client as unknown as PersistentClientLike),
         dispose: () => client.dispose(),
       };
     },
@@ -445,6 +755,7 @@ function esdbKit(lib: Esdb): ClientKit {
         async supportsBatchAppend() {
           return supportsThroughCapabilities(client, await import('@eventstore/db-client/generated/streams_grpc_pb.js'));
         },
+        persistent: persistentOperations(lib as unknown as PersistentLib, client as unknown as PersistentClientLike),
         dispose: () => client.dispose(),
       };
     },

@@ -34,6 +34,9 @@ describe('gRPC framing', () => {
     assert.equal(parseGrpcTimeoutMs('1H'), 3_600_000);
     assert.equal(parseGrpcTimeoutMs('oops'), undefined);
     assert.equal(parseGrpcTimeoutMs(undefined), undefined);
-    assert.equal(encodeGrpcMessage('stream "a" 100% gone'), 'stream %22a%22 100%25 gone');
+    assert.equal(encodeGrpcMessage('stream "a" 100% gone'), 'stream "a" 100%25 gone');
+    assert.equal(encodeGrpcMessage('dropped: a, b; c/d?'), 'dropped: a, b; c/d?', 'printable ASCII passes as it is');
+    assert.equal(decodeURIComponent(encodeGrpcMessage('flux \u00e9\n')), 'flux \u00e9\n');
+    assert.equal(encodeGrpcMessage('\u00e9'), '%C3%A9');
   });
 });

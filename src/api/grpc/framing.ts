@@ -86,7 +86,15 @@ export function parseGrpcTimeoutMs(value: string | undefined): number | undefine
   return amount * unitMs[match[2]!]!;
 }
 
-/** gRPC status messages travel percent-encoded in the grpc-message trailer. */
+/**
+ * gRPC status messages travel percent-encoded in the grpc-message trailer: only bytes outside
+ * printable ASCII, and '%' itself, as the gRPC HTTP/2 spec says. Clients decode with decodeURI
+ * (grpc-js), which would leave encoded ':', ';', ',', '/' and the like as they are.
+ */
 export function encodeGrpcMessage(message: string): string {
-  return encodeURIComponent(message).replace(/%20/g, ' ');
+  let encoded = '';
+  for (const byte of Buffer.from(message, 'utf8')) {
+    encoded += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return encoded;
 }

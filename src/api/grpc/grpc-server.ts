@@ -21,6 +21,8 @@ export interface CallContext {
   readonly headers: IncomingHttpHeaders;
   /** Aborted when the client cancels, the connection drops, the deadline passes or the server stops. */
   readonly signal: AbortSignal;
+  /** The client's address and port, as the connection shows it. */
+  readonly peer: string;
 }
 
 /** The sending side of a streaming response. */
@@ -211,7 +213,9 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
   }
 
   get context(): CallContext {
-    return { path: this.method.path, headers: this.headers, signal: this.abort.signal };
+    const socket = this.stream.session?.socket;
+    const peer = socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort ?? 0}` : '';
+    return { path: this.method.path, headers: this.headers, signal: this.abort.signal, peer };
   }
 
   run(): void {

@@ -19,7 +19,7 @@ export interface NodeIdentity {
   /** The cluster as this node sees it; a single node reports itself as the leader. */
   members?: () => ClusterMember[];
   /** Hands leadership to another node (Operations.ResignNode); false when this node does not lead. */
-  resign?: () => boolean;
+  resign?: () => boolean | Promise<boolean>;
   /** Sets this node's priority in elections (Operations.SetNodePriority). */
   setNodePriority?: (priority: number) => void;
 }
@@ -100,7 +100,7 @@ export function registerNodeServices(server: GrpcServer, identity: NodeIdentity,
       request: codecOf('event_store.client.Empty'),
       response: codecOf('event_store.client.Empty'),
       handle: async () => {
-        if (!resign()) throw new InvalidArgumentError('this node is not the leader, or no other voter can take over: nothing to resign');
+        if (!(await resign())) throw new InvalidArgumentError('this node is not the leader, or no other voter can take over: nothing to resign');
         return {};
       },
     });
@@ -151,6 +151,9 @@ function supportedMethods(server: GrpcServer): Message[] {
 }
 
 /** Per-method feature flags the clients look for. */
+const PERSISTENT_SUBSCRIPTIONS = '/event_store.client.persistent_subscriptions.PersistentSubscriptions';
 const FEATURES: Record<string, string[]> = {
   '/event_store.client.streams.Streams/Read': ['position', 'events', 'all'],
+  // Groups on a stream and on $all, for every call (the clients fall back or refuse without these).
+  ...Object.fromEntries(['Create', 'Update', 'Delete', 'Read', 'GetInfo', 'List', 'ReplayParked', 'RestartSubsystem'].map((method) => [`${PERSISTENT_SUBSCRIPTIONS}/${method}`, ['stream', 'all']])),
 };

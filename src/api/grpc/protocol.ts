@@ -25,6 +25,7 @@ root.loadSync(
   [
     'event_store/client/shared.proto',
     'event_store/client/streams.proto',
+    'event_store/client/persistent_subscriptions.proto',
     'event_store/client/server_features.proto',
     'event_store/client/gossip.proto',
     'event_store/client/operations.proto',

@@ -358,20 +358,20 @@ export interface ReadShape {
 
 /** Every event Chronicle returns is committed, so its commit position is always known and always sent. */
 export function readEventMessage(event: RecordedEvent, shape: ReadShape): Message {
+  return { event: { event: recordedEventMessage(event, shape), commit_position: event.position.commit } };
+}
+
+/** A recorded event as `RecordedEvent` of the streams and persistent-subscriptions protocols (the same fields). */
+export function recordedEventMessage(event: RecordedEvent, shape: ReadShape): Message {
   return {
-    event: {
-      event: {
-        id: uuidToMessage(event.id, shape.structuredIds),
-        stream_identifier: streamIdentifier(event.streamId),
-        stream_revision: event.revision,
-        prepare_position: event.position.prepare,
-        commit_position: event.position.commit,
-        metadata: { type: event.type, 'content-type': event.contentType, created: createdTicks(event.createdMicros) },
-        custom_metadata: event.metadata,
-        data: event.data,
-      },
-      commit_position: event.position.commit,
-    },
+    id: uuidToMessage(event.id, shape.structuredIds),
+    stream_identifier: streamIdentifier(event.streamId),
+    stream_revision: event.revision,
+    prepare_position: event.position.prepare,
+    commit_position: event.position.commit,
+    metadata: { type: event.type, 'content-type': event.contentType, created: createdTicks(event.createdMicros) },
+    custom_metadata: event.metadata,
+    data: event.data,
   };
 }
 

@@ -37,7 +37,8 @@ export function problemOf(error: ChronicleError, instance?: string): Problem {
     ...(instance !== undefined ? { instance } : {}),
   };
   for (const [key, value] of Object.entries(error.details)) {
-    if (key in problem) continue;
+    // Keys like 'trailer:stream-name' are for the gRPC layer's trailers, not for HTTP clients.
+    if (key in problem || key.includes(':')) continue;
     problem[key] = value;
   }
   // The current revision in the form ES-ExpectedVersion uses: -1 for "no stream".

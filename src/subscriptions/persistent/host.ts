@@ -1,0 +1,273 @@
+import { randomUUID } from 'node:crypto';
+import {
+  PersistentSubscriptionDroppedError,
+  PersistentSubscriptionExistsError,
+  PersistentSubscriptionNotFoundError,
+  StoreUnavailableError,
+  StreamDeletedError,
+  StreamNotFoundError,
+} from '../../errors.js';
+import type { EventStore } from '../../store/event-store.js';
+import { CONFIG_EVENT_TYPE, CONFIG_STREAM, decodeConfig, encodeConfig, groupKey, parkedStreamOf, sourceName, validateDefinition, type GroupDefinition, type GroupSource } from './durable-state.js';
+import { GroupRuntime, type ConsumerDescription, type ConsumerHandle, type ConsumerSink, type GroupInfo, type HostEnvironment } from './group-runtime.js';
+
+/** What a client asks for when it creates or updates a group; the host fills in the rest. */
+export type GroupRequest = Omit<GroupDefinition, 'resolvedStart' | 'generation'>;
+
+/**
+ * All persistent subscription groups of this node, hosted while it may write (a single node
+ * always; in a cluster, the leader). The definitions live in one system stream, each group's ack
+ * state and parked messages in its own: a node that starts hosting (at start-up, or on becoming
+ * leader) reads them back from the log and carries on where the previous host stopped.
+ * Management calls are applied one at a time.
+ */
+export class PersistentSubscriptionHost {
+  private readonly groups = new Map<string, GroupRuntime>();
+  private configRevision = -1;
+  private state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped';
+  private serial: Promise<unknown> = Promise.resolve();
+  /** Counts the times hosting started, and when the last one began: a new epoch reads the groups' state afresh. */
+  private epochNumber = 0;
+  private readonly stoppedGroupsWriting: Promise<void>[] = [];
+  private epochStartedAt = 0;
+
+  constructor(
+    private readonly store: EventStore,
+    /** Real time and timers by default; the simulator passes its own. */
+    private readonly clock: HostEnvironment = nodeHostEnvironment(),
+  ) {}
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  get epoch(): { number: number; startedAt: number } {
+    return { number: this.epochNumber, startedAt: this.epochStartedAt };
+  }
+
+  /** Loads the definitions and starts every group. */
+  start(): Promise<void> {
+    return this.serially(async () => {
+      if (this.state === 'running' || this.state === 'starting') return;
+      this.state = 'starting';
+      try {
+        // A group stopped without a handover may still have an ack state on its way into the log
+        // (waiting for this node to lead again): let it land first, or this epoch would load the
+        // state before it and deliver again what it acknowledged.
+        await Promise.allSettled(this.stoppedGroupsWriting.splice(0));
+        this.epochNumber++;
+        this.epochStartedAt = this.clock.now();
+        const definitions = await this.loadConfig();
+        for (const definition of definitions) await this.startGroup(definition);
+        this.state = 'running';
+      } catch (error) {
+        await this.stopGroups(false, new StoreUnavailableError('persistent subscriptions could not start'));
+        this.state = 'stopped';
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Stops hosting. Graceful (the node stops or hands leadership over): acknowledgements received
+   * so far are committed first. Either way consumers' calls end with a retryable error, so the
+   * clients resubscribe (on the new leader, in a cluster).
+   */
+  stop(graceful: boolean, reason: string): Promise<void> {
+    return this.serially(async () => {
+      if (this.state === 'stopped') return;
+      this.state = 'stopping';
+      await this.stopGroups(graceful, new StoreUnavailableError(reason));
+      this.state = 'stopped';
+    });
+  }
+
+  async create(request: GroupRequest): Promise<void> {
+    await this.serially(async () => {
+      this.assertRunning();
+      const key = groupKey(request.source, request.group);
+      if (this.groups.has(key)) throw new PersistentSubscriptionExistsError(sourceName(request.source), request.group);
+      const definition: GroupDefinition = { ...request, generation: this.clock.newId(), resolvedStart: await this.resolveStart(request) };
+      validateDefinition(definition);
+      await this.saveConfig([...this.definitions(), definition]);
+      await this.startGroup(definition);
+    });
+  }
+
+  /** Changes a group's settings; its consumers are dropped (the clients resubscribe) and it resumes from its ack state. */
+  async update(request: GroupRequest): Promise<void> {
+    await this.serially(async () => {
+      this.assertRunning();
+      const key = groupKey(request.source, request.group);
+      const current = this.groups.get(key);
+      if (!current) throw new PersistentSubscriptionNotFoundError(sourceName(request.source), request.group);
+      const definition: GroupDefinition = {
+        ...request,
+        generation: current.definition.generation,
+        resolvedStart: current.definition.resolvedStart,
+        ...(request.source.kind === 'all' && current.definition.filter && !request.filter ? { filter: current.definition.filter } : {}),
+      };
+      validateDefinition(definition);
+      await current.stop(true, new PersistentSubscriptionDroppedError(sourceName(request.source), request.group, 'the group was updated; subscribe again'));
+      this.groups.delete(key);
+      try {
+        await this.saveConfig([...this.definitions(), definition]);
+      } catch (error) {
+        // The change did not happen: the group carries on as it was.
+        await this.startGroup(current.definition);
+        throw error;
+      }
+      await this.startGroup(definition);
+    });
+  }
+
+  async delete(source: GroupSource, group: string): Promise<void> {
+    await this.serially(async () => {
+      this.assertRunning();
+      const key = groupKey(source, group);
+      const current = this.groups.get(key);
+      if (!current) throw new PersistentSubscriptionNotFoundError(sourceName(source), group);
+      await current.stop(false, new PersistentSubscriptionDroppedError(sourceName(source), group, 'the group was deleted'));
+      this.groups.delete(key);
+      await this.saveConfig(this.definitions());
+      await this.truncateParked(source, group);
+    });
+  }
+
+  connect(source: GroupSource, group: string, bufferSize: number, description: ConsumerDescription, sink: ConsumerSink): ConsumerHandle {
+    this.assertRunning();
+    return this.group(source, group).connect(bufferSize, description, sink);
+  }
+
+  info(source: GroupSource, group: string): GroupInfo {
+    this.assertRunning();
+    return this.group(source, group).info();
+  }
+
+  list(source?: GroupSource): GroupInfo[] {
+    this.assertRunning();
+    const wanted = source ? sourceName(source) : undefined;
+    return [...this.groups.values()].filter((runtime) => wanted === undefined || sourceName(runtime.definition.source) === wanted).map((runtime) => runtime.info());
+  }
+
+  async replayParked(source: GroupSource, group: string, stopAt: number | undefined): Promise<void> {
+    this.assertRunning();
+    await this.group(source, group).replayParked(stopAt);
+  }
+
+  /** Stops every group gracefully and starts them again from the log. */
+  async restart(): Promise<void> {
+    await this.stop(true, 'the persistent subscriptions subsystem is restarting; subscribe again');
+    await this.start();
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private group(source: GroupSource, group: string): GroupRuntime {
+    const runtime = this.groups.get(groupKey(source, group));
+    if (!runtime) throw new PersistentSubscriptionNotFoundError(sourceName(source), group);
+    return runtime;
+  }
+
+  private assertRunning(): void {
+    if (this.state !== 'running') throw new StoreUnavailableError('persistent subscriptions are not being served by this node right now (starting, stopping, or not the leader); retry shortly');
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.serial.then(work, work);
+    this.serial = result.catch(() => undefined);
+    return result;
+  }
+
+  private definitions(): GroupDefinition[] {
+    return [...this.groups.values()].map((runtime) => runtime.definition);
+  }
+
+  private async startGroup(definition: GroupDefinition): Promise<void> {
+    const runtime = new GroupRuntime(this.store, definition, this.clock);
+    await runtime.start();
+    this.groups.set(groupKey(definition.source, definition.group), runtime);
+  }
+
+  private async stopGroups(graceful: boolean, error: Error): Promise<void> {
+    const runtimes = [...this.groups.values()];
+    this.groups.clear();
+    await Promise.all(runtimes.map((runtime) => runtime.stop(graceful, error)));
+    this.stoppedGroupsWriting.push(...runtimes.map((runtime) => runtime.settled()));
+  }
+
+  /** "End" means the end when the group is created: nothing written after that is skipped. */
+  private async resolveStart(request: GroupRequest): Promise<GroupDefinition['resolvedStart']> {
+    const start = request.startFrom;
+    if (request.source.kind === 'stream') {
+      if (start.kind === 'start') return { revision: 0 };
+      if (start.kind === 'revision') return { revision: start.revision };
+      try {
+        const [last] = await this.store.readStream(request.source.stream, { direction: 'backwards', maxCount: 1 });
+        return { revision: last ? last.revision + 1 : 0 };
+      } catch (error) {
+        if (error instanceof StreamNotFoundError || error instanceof StreamDeletedError) return { revision: 0 };
+        throw error;
+      }
+    }
+    if (start.kind === 'start') return { position: { commit: 0, prepare: 0 } };
+    if (start.kind === 'position') return { position: start.position };
+    const end = this.store.position;
+    return { position: { commit: end, prepare: end } };
+  }
+
+  private async loadConfig(): Promise<GroupDefinition[]> {
+    try {
+      const [last] = await this.store.readStream(CONFIG_STREAM, { direction: 'backwards', maxCount: 1 });
+      if (!last) return [];
+      this.configRevision = last.revision;
+      return decodeConfig(last.data);
+    } catch (error) {
+      if (error instanceof StreamNotFoundError) {
+        this.configRevision = -1;
+        return [];
+      }
+      throw error;
+    }
+  }
+
+  private async saveConfig(definitions: GroupDefinition[]): Promise<void> {
+    const expectedState = this.configRevision < 0 ? 'no_stream' : this.configRevision;
+    const result = await this.store.appendToSystemStreams([
+      { stream: CONFIG_STREAM, expectedState, events: [{ type: CONFIG_EVENT_TYPE, data: encodeConfig(definitions), contentType: 'application/json' }] },
+    ]);
+    this.configRevision = result.streams[0]!.nextExpectedRevision;
+  }
+
+  /** A deleted group's parked messages go with it. */
+  private async truncateParked(source: GroupSource, group: string): Promise<void> {
+    const parked = parkedStreamOf(source, group);
+    let next = 0;
+    try {
+      const [last] = await this.store.readStream(parked, { direction: 'backwards', maxCount: 1 });
+      next = last ? last.revision + 1 : 0;
+    } catch (error) {
+      if (error instanceof StreamNotFoundError || error instanceof StreamDeletedError) return;
+      throw error;
+    }
+    if (next === 0) return;
+    await this.store.appendToSystemStreams([{ stream: `$$${parked}`, events: [{ type: '$metadata', data: { $tb: next } }] }]);
+  }
+}
+
+/** The host's clock and log on a real node: monotonic time, and a pino-style logger. */
+export function nodeHostEnvironment(logger?: { info(o: object | string, m?: string): void; warn(o: object | string, m?: string): void; error(o: object | string, m?: string): void }): HostEnvironment {
+  return {
+    now: () => performance.now(),
+    schedule: (delayMs, action) => {
+      const timer = setTimeout(action, delayMs);
+      return { cancel: () => clearTimeout(timer) };
+    },
+    newId: () => randomUUID(),
+    log: (level, message, error) => {
+      if (!logger) return;
+      if (error === undefined) logger[level](message);
+      else logger[level]({ err: error }, message);
+    },
+  };
+}
