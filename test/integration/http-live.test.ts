@@ -154,7 +154,9 @@ describe('live subscriptions over Server-Sent Events', { timeout: 180_000 }, () 
     const during = await residentBytes(server.pid);
     const grewBytes = during - before;
     // Buffering each client's backlog would take 100 × 16 MB; the server holds about a page each.
-    assert.ok(grewBytes < 400 * 1024 * 1024, `server memory grew by ${(grewBytes / 1048576).toFixed(0)} MiB for 100 clients of a ${historyBytes / 1048576} MiB history`);
+    const report = `server memory grew by ${(grewBytes / 1048576).toFixed(0)} MiB for 100 clients of a ${(historyBytes / 1048576).toFixed(0)} MiB history`;
+    assert.ok(grewBytes < 400 * 1024 * 1024, report);
+    process.stdout.write(`# ${report}\n`);
     for (const reader of readers) reader.close();
 
     const live = Array.from({ length: 100 }, () => open(`/streams/${stream}/live?from=end`));

@@ -32,13 +32,14 @@ const SSE_RESPONSES = { 200: 'text/event-stream: events (id = revision or positi
 
 type Subscribe = (signal: AbortSignal, channel: SseChannel) => Promise<void>;
 
-async function serve(context: LiveContext, request: FastifyRequest, raw: RawResponse, hijack: () => void, subscribe: Subscribe): Promise<void> {
+async function serve(context: LiveContext, raw: RawResponse, hijack: () => void, subscribe: Subscribe): Promise<void> {
   await context.runner.admitLocalReads();
   hijack();
   const channel = new SseChannel(raw, context.sse);
   const abort = new AbortController();
   const stop = (): void => abort.abort();
-  request.raw.once('close', stop);
+  // The response closes when the client goes (or the stream ends); the request's own 'close' can
+  // come as soon as its (empty) body is read, which is no reason to stop.
   raw.once('close', stop);
   context.shutdown.addEventListener('abort', stop, { once: true });
   try {
@@ -100,7 +101,7 @@ export function registerLiveRoutes(routes: RouteTable, context: LiveContext): vo
       const query = request.query as { checkpointEvery: number } & Record<string, unknown>;
       const filter = eventFilter(filterOf(query));
       if (filter) await store.readAll({ maxCount: 0, filter }); // a bad regex is a 400, before the stream starts
-      await serve(context, request, reply.raw, () => reply.hijack(), (signal, channel) =>
+      await serve(context, reply.raw, () => reply.hijack(), (signal, channel) =>
         runAllCatchUp(
           store,
           after,
@@ -132,7 +133,7 @@ export function registerLiveRoutes(routes: RouteTable, context: LiveContext): vo
       const stream = (request.params as { stream: string }).stream;
       const after = afterRevision(request);
       await checkReadable(store, stream);
-      await serve(context, request, reply.raw, () => reply.hijack(), (signal, channel) =>
+      await serve(context, reply.raw, () => reply.hijack(), (signal, channel) =>
         runStreamCatchUp(
           store,
           stream,
