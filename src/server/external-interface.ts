@@ -71,6 +71,7 @@ export function createExternalInterface(
       version: CHRONICLE_VERSION,
     },
     subscriptions,
+    persistentSubscriptions: options.persistentSubscriptions,
     ...(options.cluster ? { cluster: options.cluster } : {}),
   });
   const server = new GrpcServer({

@@ -175,3 +175,32 @@ describe('persistent subscription host (in process)', () => {
     }
   });
 });
+
+test('metrics: each hosted group\u2019s consumers, in-flight, outstanding and parked messages', async () => {
+  const { NodeMetrics } = await import('../../src/api/http/metrics.js');
+  const { SubscriptionTracker } = await import('../../src/subscriptions/subscription-tracker.js');
+  const store = await EventStore.open({ inMemory: true });
+  try {
+    await append(store, 'metered', 4);
+    const host = new PersistentSubscriptionHost(store);
+    await host.start();
+    await host.create(request('metered', {}, 'billing'));
+    const metrics = new NodeMetrics({ store, subscriptions: new SubscriptionTracker(() => store.position), persistentSubscriptions: host });
+    const reader = consumer(host, 'metered', 10, 'billing');
+    await until(() => reader.received.length === 4, 'four deliveries');
+    reader.handle.ack([reader.received[0]!.message.id]);
+    reader.handle.nack([reader.received[1]!.message.id], 'park', 'metered');
+    await until(() => host.figures()[0]!.parkedCount === 1, 'the park to be committed');
+    const text = await metrics.text();
+    const value = (name: string) => Number(new RegExp(`^${name}\\{source="metered",group="billing"\\} (\\S+)$`, 'm').exec(text)?.[1]);
+    assert.equal(value('chronicle_persistent_subscription_consumers'), 1);
+    assert.equal(value('chronicle_persistent_subscription_in_flight'), 2);
+    assert.equal(value('chronicle_persistent_subscription_outstanding'), 2);
+    assert.equal(value('chronicle_persistent_subscription_parked'), 1);
+    assert.equal(value('chronicle_persistent_subscription_delivered'), 4);
+    await host.stop(true, 'done');
+    assert.doesNotMatch(await metrics.text(), /chronicle_persistent_subscription_consumers\{/, 'a node that stopped hosting reports no groups');
+  } finally {
+    await store.close();
+  }
+});

@@ -19,6 +19,7 @@ import { asChronicleError, problemHeaders, problemOf } from './problem.js';
 import { RouteTable } from './routes.js';
 import type { SseOptions } from './sse.js';
 import { registerStreamRoutes } from './stream-routes.js';
+import type { PersistentSubscriptionHost } from '../../subscriptions/persistent/host.js';
 
 /**
  * The HTTP API of a node: fastify routes (every parameter, header and body validated by JSON
@@ -53,6 +54,7 @@ export interface HttpApiOptions {
   maxAppendSizeBytes: number;
   identity: NodeIdentityForHttp;
   subscriptions: SubscriptionTracker;
+  persistentSubscriptions?: PersistentSubscriptionHost;
   cluster?: ClusterHttpAccess;
   sse?: Partial<SseOptions>;
 }
@@ -120,6 +122,7 @@ export class HttpApi {
     const metrics = new NodeMetrics({
       store: options.store,
       subscriptions: options.subscriptions,
+      ...(options.persistentSubscriptions ? { persistentSubscriptions: options.persistentSubscriptions } : {}),
       ...(cluster ? { cluster: { replica: cluster.replica, view: () => cluster.gossip.view(), selfId: cluster.selfId } } : {}),
     });
     const status = cluster ? clusterStatus(cluster, options.identity) : singleNodeStatus(options.store, options.identity);

@@ -4,6 +4,8 @@ import type { Replica } from '../../cluster/replica.js';
 import type { EventStore, StoreObserver } from '../../store/event-store.js';
 import type { RecordedEvent } from '../../store/types.js';
 import type { SubscriptionTracker } from '../../subscriptions/subscription-tracker.js';
+import { sourceName } from '../../subscriptions/persistent/durable-state.js';
+import type { PersistentSubscriptionHost } from '../../subscriptions/persistent/host.js';
 
 /**
  * The node's Prometheus metrics (`GET /metrics`). Counters on the hot path are fed by the store's
@@ -14,6 +16,7 @@ import type { SubscriptionTracker } from '../../subscriptions/subscription-track
 export interface MetricsSources {
   store: EventStore;
   subscriptions: SubscriptionTracker;
+  persistentSubscriptions?: PersistentSubscriptionHost;
   cluster?: { replica: Replica; view: () => KnownMember[]; selfId: string };
 }
 
@@ -90,7 +93,30 @@ export class NodeMetrics {
         for (const line of sources.subscriptions.snapshot()) this.set({ transport: line.transport }, line.maxLagBytes);
       },
     });
+    if (sources.persistentSubscriptions) this.registerPersistentSubscriptions(sources.persistentSubscriptions, registers);
     if (sources.cluster) this.registerCluster(sources.cluster, registers);
+  }
+
+  /** Persistent subscription groups hosted here (the leader, in a cluster), read when scraped. */
+  private registerPersistentSubscriptions(host: PersistentSubscriptionHost, registers: Registry[]): void {
+    const labelNames = ['source', 'group'];
+    const gauge = (name: string, help: string, value: (figures: ReturnType<PersistentSubscriptionHost['figures']>[number]) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const figures of host.figures()) this.set({ source: sourceName(figures.definition.source), group: figures.definition.group }, value(figures));
+        },
+      });
+    gauge('chronicle_persistent_subscription_consumers', 'Consumers connected to each persistent subscription group', (figures) => figures.statistics.consumers.length);
+    gauge('chronicle_persistent_subscription_in_flight', 'Messages delivered and not yet acknowledged, per group', (figures) => figures.statistics.inFlightCount);
+    gauge('chronicle_persistent_subscription_outstanding', 'Messages read and not yet handled (buffered, in flight or waiting for a retry), per group: the group\u2019s lag behind its reader', (figures) => figures.statistics.outstandingCount);
+    gauge('chronicle_persistent_subscription_live', '1 when the group has read everything there is (it waits for new events)', (figures) => (figures.statistics.caughtUp ? 1 : 0));
+    gauge('chronicle_persistent_subscription_parked', 'Parked messages waiting for a replay, per group', (figures) => figures.parkedCount);
+    gauge('chronicle_persistent_subscription_delivered', 'Deliveries since this node began hosting the group (retries included)', (figures) => figures.statistics.deliveredCount);
   }
 
   private registerCluster(cluster: NonNullable<MetricsSources['cluster']>, registers: Registry[]): void {

@@ -185,6 +185,11 @@ export class GroupRuntime {
     }
   }
 
+  /** The figures of `info` that cost nothing to read (metrics scrape them; the rates stay GetInfo's). */
+  figures(): { definition: GroupDefinition; statistics: GroupStatistics; parkedCount: number } {
+    return { definition: this.definition, statistics: this.machine.statistics(), parkedCount: this.parkedNext - this.parkedFrom };
+  }
+
   info(): GroupInfo {
     const statistics = this.machine.statistics();
     const now = this.clock.now();

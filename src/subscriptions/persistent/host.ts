@@ -150,6 +150,11 @@ export class PersistentSubscriptionHost {
     return [...this.groups.values()].filter((runtime) => wanted === undefined || sourceName(runtime.definition.source) === wanted).map((runtime) => runtime.info());
   }
 
+  /** Every hosted group's figures, for metrics; empty while this node does not host. */
+  figures(): ReturnType<GroupRuntime['figures']>[] {
+    return this.state === 'running' ? [...this.groups.values()].map((runtime) => runtime.figures()) : [];
+  }
+
   async replayParked(source: GroupSource, group: string, stopAt: number | undefined): Promise<void> {
     this.assertRunning();
     await this.group(source, group).replayParked(stopAt);
