@@ -12,4 +12,12 @@ export const REGRESSION_SEEDS: readonly { seed: number; bug: string }[] = [
     seed: 30,
     bug: 'a leader deposed by an append of a newer term truncated its log while the edge still believed it led (the status change is now carried out first)',
   },
+  {
+    seed: 5,
+    bug: 'a persistent subscription group stopped on lost leadership landed its last ack state after the re-elected node had loaded the older one, so acknowledged messages came back (the host now waits for stopped groups\u2019 writes)',
+  },
+  {
+    seed: 711,
+    bug: 'a group created with an unknown outcome (no quorum in time) committed later, but the host never learned of it: consumers got "no such group" and every retry "wrong expected version" (the host now follows the committed definitions; unit test: "persistent subscription host (in process)")',
+  },
 ];

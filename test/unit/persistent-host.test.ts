@@ -150,6 +150,29 @@ describe('persistent subscription host (in process)', () => {
     }
   });
 
+  test('a host follows the committed definitions: a group written by another host (an earlier change that committed late) appears', async () => {
+    const store = await EventStore.open({ inMemory: true });
+    try {
+      await append(store, 'late', 2);
+      const first = new PersistentSubscriptionHost(store);
+      const second = new PersistentSubscriptionHost(store);
+      await first.start();
+      await second.start();
+      await first.create(request('late'));
+      // The second host learns of it within its follow interval, and a create there says it exists.
+      await until(() => second.figures().length === 1, 'the second host to start the group', 3_000);
+      await assert.rejects(second.create(request('late')), PersistentSubscriptionExistsError);
+      const reader = consumer(second, 'late');
+      await until(() => reader.received.length === 2, 'deliveries from the second host');
+      await first.delete({ kind: 'stream', stream: 'late' }, 'g');
+      await until(() => reader.ended !== undefined, 'the consumer dropped when the group is gone', 3_000);
+      await first.stop(true, 'done');
+      await second.stop(true, 'done');
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a $all group with a filter sees matching events only, never the groups\u2019 own streams', async () => {
     const store = await EventStore.open({ inMemory: true });
     try {

@@ -6,10 +6,13 @@ import {
   StoreUnavailableError,
   StreamDeletedError,
   StreamNotFoundError,
+  WrongExpectedVersionError,
 } from '../../errors.js';
 import type { EventStore } from '../../store/event-store.js';
 import { CONFIG_EVENT_TYPE, CONFIG_STREAM, decodeConfig, encodeConfig, groupKey, parkedStreamOf, sourceName, validateDefinition, type GroupDefinition, type GroupSource } from './durable-state.js';
 import { GroupRuntime, type ConsumerDescription, type ConsumerHandle, type ConsumerSink, type GroupInfo, type HostEnvironment } from './group-runtime.js';
+
+const CONFIG_FOLLOW_INTERVAL_MS = 1000;
 
 /** What a client asks for when it creates or updates a group; the host fills in the rest. */
 export type GroupRequest = Omit<GroupDefinition, 'resolvedStart' | 'generation'>;
@@ -28,6 +31,7 @@ export class PersistentSubscriptionHost {
   private serial: Promise<unknown> = Promise.resolve();
   /** Counts the times hosting started, and when the last one began: a new epoch reads the groups' state afresh. */
   private epochNumber = 0;
+  private configTimer: { cancel(): void } | undefined;
   private readonly stoppedGroupsWriting: Promise<void>[] = [];
   private epochStartedAt = 0;
 
@@ -57,9 +61,11 @@ export class PersistentSubscriptionHost {
         await Promise.allSettled(this.stoppedGroupsWriting.splice(0));
         this.epochNumber++;
         this.epochStartedAt = this.clock.now();
-        const definitions = await this.loadConfig();
+        const { revision, definitions } = await this.readConfig();
+        this.configRevision = revision;
         for (const definition of definitions) await this.startGroup(definition);
         this.state = 'running';
+        this.followConfig();
       } catch (error) {
         await this.stopGroups(false, new StoreUnavailableError('persistent subscriptions could not start'));
         this.state = 'stopped';
@@ -77,6 +83,8 @@ export class PersistentSubscriptionHost {
     return this.serially(async () => {
       if (this.state === 'stopped') return;
       this.state = 'stopping';
+      this.configTimer?.cancel();
+      this.configTimer = undefined;
       await this.stopGroups(graceful, new StoreUnavailableError(reason));
       this.state = 'stopped';
     });
@@ -85,6 +93,7 @@ export class PersistentSubscriptionHost {
   async create(request: GroupRequest): Promise<void> {
     await this.serially(async () => {
       this.assertRunning();
+      await this.resync();
       const key = groupKey(request.source, request.group);
       if (this.groups.has(key)) throw new PersistentSubscriptionExistsError(sourceName(request.source), request.group);
       const definition: GroupDefinition = { ...request, generation: this.clock.newId(), resolvedStart: await this.resolveStart(request) };
@@ -98,6 +107,7 @@ export class PersistentSubscriptionHost {
   async update(request: GroupRequest): Promise<void> {
     await this.serially(async () => {
       this.assertRunning();
+      await this.resync();
       const key = groupKey(request.source, request.group);
       const current = this.groups.get(key);
       if (!current) throw new PersistentSubscriptionNotFoundError(sourceName(request.source), request.group);
@@ -124,6 +134,7 @@ export class PersistentSubscriptionHost {
   async delete(source: GroupSource, group: string): Promise<void> {
     await this.serially(async () => {
       this.assertRunning();
+      await this.resync();
       const key = groupKey(source, group);
       const current = this.groups.get(key);
       if (!current) throw new PersistentSubscriptionNotFoundError(sourceName(source), group);
@@ -221,27 +232,65 @@ export class PersistentSubscriptionHost {
     return { position: { commit: end, prepare: end } };
   }
 
-  private async loadConfig(): Promise<GroupDefinition[]> {
+  /** The latest committed definitions (-1: none were ever written). */
+  private async readConfig(): Promise<{ revision: number; definitions: GroupDefinition[] }> {
     try {
       const [last] = await this.store.readStream(CONFIG_STREAM, { direction: 'backwards', maxCount: 1 });
-      if (!last) return [];
-      this.configRevision = last.revision;
-      return decodeConfig(last.data);
+      return last ? { revision: last.revision, definitions: decodeConfig(last.data) } : { revision: -1, definitions: [] };
     } catch (error) {
-      if (error instanceof StreamNotFoundError) {
-        this.configRevision = -1;
-        return [];
-      }
+      if (error instanceof StreamNotFoundError) return { revision: -1, definitions: [] };
       throw error;
     }
   }
 
+  /**
+   * Brings the hosted groups in line with the committed definitions. They differ after a change
+   * whose write had an unknown outcome (no quorum in time) and committed later: the log is the
+   * truth, so groups it adds start, groups it removes or changes stop (and start as changed).
+   */
+  private async resync(): Promise<void> {
+    const { revision, definitions } = await this.readConfig();
+    if (revision === this.configRevision) return;
+    this.configRevision = revision;
+    const wanted = new Map(definitions.map((definition) => [groupKey(definition.source, definition.group), definition]));
+    for (const [key, runtime] of [...this.groups]) {
+      const next = wanted.get(key);
+      if (next && JSON.stringify(next) === JSON.stringify(runtime.definition)) continue;
+      this.groups.delete(key);
+      const { source, group } = runtime.definition;
+      await runtime.stop(true, new PersistentSubscriptionDroppedError(sourceName(source), group, next ? 'the group was changed; subscribe again' : 'the group was deleted'));
+      this.stoppedGroupsWriting.push(runtime.settled());
+    }
+    for (const [key, definition] of wanted) if (!this.groups.has(key)) await this.startGroup(definition);
+  }
+
+  /** Checks the committed definitions every second while hosting (see `resync`). */
+  private followConfig(): void {
+    this.configTimer = this.clock.schedule(CONFIG_FOLLOW_INTERVAL_MS, () => {
+      this.configTimer = undefined;
+      if (this.state !== 'running') return;
+      this.serially(async () => {
+        if (this.state === 'running') await this.resync();
+      })
+        .catch((error: unknown) => this.clock.log('warn', 'persistent subscriptions could not read their definitions; trying again', error))
+        .finally(() => {
+          if (this.state === 'running' && !this.configTimer) this.followConfig();
+        });
+    });
+  }
+
   private async saveConfig(definitions: GroupDefinition[]): Promise<void> {
     const expectedState = this.configRevision < 0 ? 'no_stream' : this.configRevision;
-    const result = await this.store.appendToSystemStreams([
-      { stream: CONFIG_STREAM, expectedState, events: [{ type: CONFIG_EVENT_TYPE, data: encodeConfig(definitions), contentType: 'application/json' }] },
-    ]);
-    this.configRevision = result.streams[0]!.nextExpectedRevision;
+    try {
+      const result = await this.store.appendToSystemStreams([
+        { stream: CONFIG_STREAM, expectedState, events: [{ type: CONFIG_EVENT_TYPE, data: encodeConfig(definitions), contentType: 'application/json' }] },
+      ]);
+      this.configRevision = result.streams[0]!.nextExpectedRevision;
+    } catch (error) {
+      // An earlier change whose outcome was unknown is still on its way into the log.
+      if (error instanceof WrongExpectedVersionError) throw new StoreUnavailableError('an earlier change to the persistent subscriptions has not settled yet (its outcome was unknown); retry shortly');
+      throw error;
+    }
   }
 
   /** A deleted group's parked messages go with it. */
