@@ -2,6 +2,7 @@ import type { Membership, Message, Status, TermRun } from '../src/consensus/type
 import { Replica, type ReplicaUnsafeVariants } from '../src/cluster/replica.js';
 import type { RecordBody } from '../src/cluster/raft-log.js';
 import { MemoryFileSystem } from '../src/storage/memory-file-system.js';
+import { checkFrame } from '../src/storage/record-frame.js';
 import type { AckStateSnapshot } from '../src/subscriptions/core/persistent-group.js';
 import type { GroupPosition } from '../src/subscriptions/persistent/durable-state.js';
 import type { SubscriptionMessage } from '../src/subscriptions/persistent/group-reader.js';
@@ -11,6 +12,9 @@ import { FencedFileSystem } from './fenced-file-system.js';
 import type { SimNetwork } from './network.js';
 import type { SimRandom } from './random.js';
 import type { Scheduler } from './scheduler.js';
+
+/** Larger than any record the simulation writes: only to walk the frames of a log file. */
+const MAX_FRAME_BYTES = 256 * 1024 * 1024;
 
 /** The simulated wall clock starts here, so event timestamps look like real ones. */
 export const SIM_EPOCH_MS = Date.UTC(2026, 0, 1);
@@ -240,22 +244,39 @@ export class SimCluster {
     node.disk.crash(tearKeepFraction === undefined ? {} : { tearLastWrite: { keepFraction: tearKeepFraction } });
   }
 
-  /** Flips one bit in a stopped node's log (a latent disk error its CRCs must catch). */
+  /**
+   * Flips one bit in a stopped node's log (a latent disk error its CRCs must catch), inside a record
+   * that is not the log's last one. A damaged last record cannot be told from a write torn by a
+   * crash — recovery drops it as one — so a flip there would be the disk silently losing an fsynced
+   * write, which no CRC can catch and Raft does not tolerate (that needs protocol-aware recovery).
+   */
   async flipBitInLog(id: string, random: SimRandom): Promise<string | undefined> {
     const node = this.nodes.get(id)!;
     if (node.up) return undefined;
     const directory = `/${id}/store/log`;
-    const segments = (await node.disk.list(directory)).filter((name) => name.startsWith('segment-'));
-    if (segments.length === 0) return undefined;
-    const name = random.pick(segments.sort());
-    const path = `${directory}/${name}`;
-    const file = await node.disk.open(path, { create: false });
-    const size = await file.size();
-    await file.close();
-    if (size === 0) return undefined;
-    const offset = random.int(size);
-    node.disk.flipByte(path, offset, 1 << random.int(8));
-    return `${path}@${offset}`;
+    const segments = (await node.disk.list(directory)).filter((name) => name.startsWith('segment-')).sort();
+    const candidates: { path: string; start: number; length: number }[] = [];
+    for (const [i, name] of segments.entries()) {
+      const path = `${directory}/${name}`;
+      const file = await node.disk.open(path, { create: false });
+      const bytes = new Uint8Array(await file.size());
+      await file.read(bytes, 0, bytes.byteLength, 0);
+      await file.close();
+      const frames: { path: string; start: number; length: number }[] = [];
+      for (let offset = 0; ; ) {
+        const check = checkFrame(bytes, offset, MAX_FRAME_BYTES);
+        if (!check.ok) break;
+        frames.push({ path, start: offset, length: check.length });
+        offset += check.length;
+      }
+      if (i === segments.length - 1) frames.pop();
+      candidates.push(...frames);
+    }
+    if (candidates.length === 0) return undefined;
+    const frame = random.pick(candidates);
+    const offset = frame.start + random.int(frame.length);
+    node.disk.flipByte(frame.path, offset, 1 << random.int(8));
+    return `${frame.path}@${offset}`;
   }
 
   async stopAll(): Promise<void> {
