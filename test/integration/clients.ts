@@ -190,6 +190,20 @@ interface SubscriptionLike extends Readable {
  * Records what a subscription delivers: events (normalized), caught-up and fell-behind signals,
  * checkpoints, an error or the end. `waitFor` waits (bounded) for a condition on that record.
  */
+/** Both recorders note a subscription's first error and its end the same way. */
+function recordEnding(subscription: Readable, record: { error: Error | undefined; ended: boolean }, changed: () => void): void {
+  subscription.on('error', (error: Error) => {
+    record.error ??= error;
+    changed();
+  });
+  const ended = () => {
+    record.ended = true;
+    changed();
+  };
+  subscription.on('end', ended);
+  subscription.on('close', ended);
+}
+
 export class SubscriptionRecorder {
   readonly events: ReadEvent[] = [];
   readonly checkpoints: Position[] = [];
@@ -225,18 +239,7 @@ export class SubscriptionRecorder {
       this.fellBehind++;
       this.changed();
     });
-    subscription.on('error', (error: Error) => {
-      this.error ??= error;
-      this.changed();
-    });
-    subscription.on('end', () => {
-      this.ended = true;
-      this.changed();
-    });
-    subscription.on('close', () => {
-      this.ended = true;
-      this.changed();
-    });
+    recordEnding(subscription, this, () => this.changed());
     return this;
   }
 
@@ -405,18 +408,7 @@ export class PersistentRecorder {
       this.confirmed = true;
       this.changed();
     });
-    subscription.on('error', (error: Error) => {
-      this.error ??= error;
-      this.changed();
-    });
-    subscription.on('end', () => {
-      this.ended = true;
-      this.changed();
-    });
-    subscription.on('close', () => {
-      this.ended = true;
-      this.changed();
-    });
+    recordEnding(subscription, this, () => this.changed());
     return this;
   }
 
