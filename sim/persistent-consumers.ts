@@ -1,6 +1,6 @@
 import { DEFAULT_GROUP_SETTINGS, type ConsumerStrategy } from '../src/subscriptions/core/group-settings.js';
 import type { AckStateSnapshot } from '../src/subscriptions/core/persistent-group.js';
-import type { GroupPosition } from '../src/subscriptions/persistent/durable-state.js';
+import type { GroupPosition, GroupSource } from '../src/subscriptions/persistent/durable-state.js';
 import type { SubscriptionMessage } from '../src/subscriptions/persistent/group-reader.js';
 import type { ConsumerHandle } from '../src/subscriptions/persistent/group-runtime.js';
 import type { Violation } from './checkers.js';
@@ -54,7 +54,9 @@ export class PersistentSubscriptionRecord {
 
 export interface PersistentConsumersConfig {
   consumers: number;
+  /** The group reads this stream, directly or through `$all` with a stream-name filter. */
   stream: string;
+  throughAll: boolean;
   strategy: ConsumerStrategy;
   bufferSize: number;
 }
@@ -69,6 +71,10 @@ export class PersistentConsumers {
     readonly record: PersistentSubscriptionRecord,
     private readonly config: PersistentConsumersConfig,
   ) {}
+
+  private get source(): GroupSource {
+    return this.config.throughAll ? { kind: 'all' } : { kind: 'stream', stream: this.config.stream };
+  }
 
   run(): Promise<void[]> {
     const runs = [this.createGroup(this.random.fork('create'))];
@@ -94,7 +100,8 @@ export class PersistentConsumers {
       if (host) {
         const outcome = await this.bounded(
           host.create({
-            source: { kind: 'stream', stream: this.config.stream },
+            source: this.source,
+            ...(this.config.throughAll ? { filter: { on: 'stream' as const, prefixes: [], regex: `^${this.config.stream}$` } } : {}),
             group: SIM_GROUP,
             startFrom: { kind: 'start' },
             settings: { ...DEFAULT_GROUP_SETTINGS, messageTimeoutMs: 1_500, maxRetryCount: 1_000_000, readBatchSize: 10, historyBufferSize: 50, liveBufferSize: 50, strategy: this.config.strategy },
@@ -121,7 +128,7 @@ export class PersistentConsumers {
       let connected = true;
       let handle: ConsumerHandle;
       try {
-        handle = host.connect({ kind: 'stream', stream: this.config.stream }, SIM_GROUP, this.config.bufferSize, { from: `consumer-${consumer}`, connectionName: `c${consumer}`, username: '' }, {
+        handle = host.connect(this.source, SIM_GROUP, this.config.bufferSize, { from: `consumer-${consumer}`, connectionName: `c${consumer}`, username: '' }, {
           deliver: (message) => {
             this.record.deliveries.push({ consumer, node, incarnation, epoch, id: message.id, sequence: message.sequence, atMs: this.scheduler.now, hostStartedMs: startedAt });
             queue.push(message);

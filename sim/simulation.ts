@@ -191,6 +191,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const consumers = new PersistentConsumers(scheduler, cluster, subscriptionSetup.fork('consumers'), subscriptionRecord, {
     consumers: subscriptionSetup.between(1, 3),
     stream: persistentStream,
+    throughAll: subscriptionSetup.chance(0.5),
     strategy: subscriptionSetup.pick(['RoundRobin', 'DispatchToSingle', 'Pinned', 'PinnedByCorrelation'] as const),
     bufferSize: subscriptionSetup.between(1, 10),
   });
