@@ -788,6 +788,9 @@ forEachClient(import.meta.url, { timeoutMs: 90_000 }, (kitPromise, clientName) =
         assert.equal(exit.code, 0, `a graceful stop exits 0 (${describe(exit)})`);
         t.diagnostic(`graceful stop: ${ackedTotal(before)} acked, ${held()} held (in flight per getInfo ${info.stats.totalInFlightMessages}), lastCheckpointed ${describe(info.stats.lastCheckpointed)}`);
       } else {
+        // The writer is done; closed first, so the kill does not break its idle BatchAppend call
+        // (the 6.x client reports that as an error nobody awaits).
+        await withTimeout(writer.dispose(), 5_000, 'dispose the writer');
         downAt = performance.now();
         await first.kill();
         answering = false;
