@@ -150,6 +150,20 @@ describe('persistent subscription host (in process)', () => {
     }
   });
 
+  test('calls wait, boundedly, for a host that is about to start (a leader just elected)', async () => {
+    const store = await EventStore.open({ inMemory: true });
+    try {
+      const host = new PersistentSubscriptionHost(store);
+      await assert.rejects(host.ready(30), (error: Error) => error.name === 'StoreUnavailableError');
+      const waiting = host.ready(2_000);
+      await host.start();
+      await waiting;
+      await host.stop(true, 'done');
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a host follows the committed definitions: a group written by another host (an earlier change that committed late) appears', async () => {
     const store = await EventStore.open({ inMemory: true });
     try {

@@ -16,6 +16,8 @@ const LEGACY_END_REVISION = 2 ** 63;
 /** .NET ticks (100 ns) per millisecond, for clients that send timeouts as ticks. */
 const TICKS_PER_MS = 10_000;
 const DEFAULT_CONSUMER_BUFFER = 10;
+/** A node that just became leader starts hosting the groups within moments: calls wait that long, not fail. */
+const READY_WAIT_MS = 3000;
 
 /** The persistent subscriptions service, as the official clients call it; the groups live in `host`. */
 export function registerPersistentSubscriptionsService(server: GrpcServer, host: PersistentSubscriptionHost): void {
@@ -25,7 +27,10 @@ export function registerPersistentSubscriptionsService(server: GrpcServer, host:
       path: `/${SERVICE}/${method}`,
       request: codecOf(requestType.includes('.') ? requestType : `${PACKAGE}.${requestType}`),
       response: codecOf(responseType.includes('.') ? responseType : `${PACKAGE}.${responseType}`),
-      handle,
+      handle: async (request: Message) => {
+        await host.ready(READY_WAIT_MS);
+        return handle(request);
+      },
     });
   unary('Create', async (request) => {
     await host.create(groupRequestOf(request.options, true));
@@ -86,6 +91,7 @@ async function consume(host: PersistentSubscriptionHost, requests: AsyncIterable
   if (first.value.content !== 'options' || !options) throw new InvalidArgumentError('a persistent subscription Read starts with its options');
   const source = sourceOf(options, 'stream_identifier');
   const group = groupNameOf(options);
+  await host.ready(READY_WAIT_MS);
   const bufferSize = Number(options.buffer_size) > 0 ? Number(options.buffer_size) : DEFAULT_CONSUMER_BUFFER;
   const shape: ReadShape = { structuredIds: options.uuid_option?.content === 'structured' };
 

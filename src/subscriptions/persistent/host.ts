@@ -13,6 +13,7 @@ import { CONFIG_EVENT_TYPE, CONFIG_STREAM, decodeConfig, encodeConfig, groupKey,
 import { GroupRuntime, type ConsumerDescription, type ConsumerHandle, type ConsumerSink, type GroupInfo, type HostEnvironment } from './group-runtime.js';
 
 const CONFIG_FOLLOW_INTERVAL_MS = 1000;
+const NOT_SERVING = 'persistent subscriptions are not being served by this node right now (starting, stopping, or not the leader); retry shortly';
 
 /** What a client asks for when it creates or updates a group; the host fills in the rest. */
 export type GroupRequest = Omit<GroupDefinition, 'resolvedStart' | 'generation'>;
@@ -32,6 +33,7 @@ export class PersistentSubscriptionHost {
   /** Counts the times hosting started, and when the last one began: a new epoch reads the groups' state afresh. */
   private epochNumber = 0;
   private configTimer: { cancel(): void } | undefined;
+  private readonly readyWaiters = new Set<() => void>();
   private readonly stoppedGroupsWriting: Promise<void>[] = [];
   private epochStartedAt = 0;
 
@@ -43,6 +45,25 @@ export class PersistentSubscriptionHost {
 
   get running(): boolean {
     return this.state === 'running';
+  }
+
+  /**
+   * Resolves once the groups are hosted, waiting up to `timeoutMs` (a node that just became leader
+   * starts hosting within moments); then fails with a retryable "unavailable".
+   */
+  async ready(timeoutMs: number): Promise<void> {
+    if (this.state === 'running') return;
+    await new Promise<void>((resolve, reject) => {
+      const waiter = () => {
+        timer.cancel();
+        resolve();
+      };
+      const timer = this.clock.schedule(timeoutMs, () => {
+        this.readyWaiters.delete(waiter);
+        reject(new StoreUnavailableError(NOT_SERVING));
+      });
+      this.readyWaiters.add(waiter);
+    });
   }
 
   get epoch(): { number: number; startedAt: number } {
@@ -66,6 +87,8 @@ export class PersistentSubscriptionHost {
         for (const definition of definitions) await this.startGroup(definition);
         this.state = 'running';
         this.followConfig();
+        for (const waiter of [...this.readyWaiters]) waiter();
+        this.readyWaiters.clear();
       } catch (error) {
         await this.stopGroups(false, new StoreUnavailableError('persistent subscriptions could not start'));
         this.state = 'stopped';
@@ -186,7 +209,7 @@ export class PersistentSubscriptionHost {
   }
 
   private assertRunning(): void {
-    if (this.state !== 'running') throw new StoreUnavailableError('persistent subscriptions are not being served by this node right now (starting, stopping, or not the leader); retry shortly');
+    if (this.state !== 'running') throw new StoreUnavailableError(NOT_SERVING);
   }
 
   private serially<T>(work: () => Promise<T>): Promise<T> {
