@@ -190,6 +190,38 @@ interface SubscriptionLike extends Readable {
  * Records what a subscription delivers: events (normalized), caught-up and fell-behind signals,
  * checkpoints, an error or the end. `waitFor` waits (bounded) for a condition on that record.
  */
+/**
+ * Resolves once `condition()` holds (checked on every change a recorder signals through
+ * `waiters`); rejects with `failedFirst()` when that says the subscription failed, or with
+ * `late()` after `timeoutMs`.
+ */
+function waitForRecord(waiters: Set<() => void>, condition: () => boolean, failedFirst: () => string | undefined, timeoutMs: number, late: () => string): Promise<void> {
+  if (condition()) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (condition()) {
+        finish();
+        resolve();
+        return;
+      }
+      const failure = failedFirst();
+      if (failure !== undefined) {
+        finish();
+        reject(new Error(failure));
+      }
+    };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(late()));
+    }, timeoutMs);
+    const finish = () => {
+      clearTimeout(timer);
+      waiters.delete(check);
+    };
+    waiters.add(check);
+  });
+}
+
 /** Both recorders note a subscription's first error and its end the same way. */
 function recordEnding(subscription: Readable, record: { error: Error | undefined; ended: boolean }, changed: () => void): void {
   subscription.on('error', (error: Error) => {
@@ -249,27 +281,7 @@ export class SubscriptionRecorder {
 
   /** Resolves once `condition()` holds; rejects after `timeoutMs`, or early if the subscription fails first. */
   waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (condition()) {
-          finish();
-          resolve();
-        } else if (this.error) {
-          finish();
-          reject(new Error(`${what}: the subscription failed first: ${this.error.name}: ${this.error.message} (${this.summary()})`));
-        }
-      };
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`${what}: not within ${timeoutMs} ms (${this.summary()})`));
-      }, timeoutMs);
-      const finish = () => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-    });
+    return waitForRecord(this.waiters, condition, () => (this.error ? `${what}: the subscription failed first: ${this.error.name}: ${this.error.message} (${this.summary()})` : undefined), timeoutMs, () => `${what}: not within ${timeoutMs} ms (${this.summary()})`);
   }
 
   summary(): string {
@@ -457,27 +469,13 @@ export class PersistentRecorder {
 
   /** Resolves once `condition()` holds; rejects after `timeoutMs`, or early if the subscription fails first (unless `allowError`). */
   waitFor(condition: () => boolean, timeoutMs: number, what: string, allowError = false): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (condition()) {
-          finish();
-          resolve();
-        } else if (this.error && !allowError) {
-          finish();
-          reject(new Error(`${what}: ${this.label}'s subscription failed first: ${this.error.name}: ${this.error.message} (${this.summary()})`));
-        }
-      };
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`${what}: not within ${timeoutMs} ms (${this.summary()})`));
-      }, timeoutMs);
-      const finish = () => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-    });
+    return waitForRecord(
+      this.waiters,
+      condition,
+      () => (this.error && !allowError ? `${what}: ${this.label}'s subscription failed first: ${this.error.name}: ${this.error.message} (${this.summary()})` : undefined),
+      timeoutMs,
+      () => `${what}: not within ${timeoutMs} ms (${this.summary()})`,
+    );
   }
 
   summary(): string {
