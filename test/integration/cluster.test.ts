@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -414,16 +414,8 @@ describe('the seed\u2019s "separate machines" and DNS command lines, on loopback
   });
 
   it('discovery through DNS: one name with an A record per node, served by dnsmasq on loopback', async () => {
-    const dnsPort = await freeUdpPort();
-    const dnsmasq = spawn(
-      'dnsmasq',
-      ['--no-daemon', '--conf-file=/dev/null', `--port=${dnsPort}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
-        '--host-record=cluster.chronicle.test,127.0.0.1', '--host-record=cluster.chronicle.test,127.0.0.2', '--host-record=cluster.chronicle.test,127.0.0.3'],
-      { stdio: 'ignore' },
-    );
+    const { dnsmasq, dnsPort } = await startDnsmasq(['--host-record=cluster.chronicle.test,127.0.0.1', '--host-record=cluster.chronicle.test,127.0.0.2', '--host-record=cluster.chronicle.test,127.0.0.3']);
     try {
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.equal(dnsmasq.exitCode, null, 'dnsmasq runs (the CI installs dnsmasq-base)');
       const lines = [1, 2, 3].map((k) => `--mem-db --int-ip 127.0.0.${k} --ext-ip 127.0.0.${k} ${sameEverywhere} --cluster-dns cluster.chronicle.test --cluster-gossip-port=2113 --cluster-dns-server 127.0.0.1:${dnsPort}`);
       const gossips = [1, 2, 3].map((k) => ({ host: `127.0.0.${k}`, port: 2113 }));
       const nodes = await formAndUse(kurrent, lines, externals, gossips);
@@ -433,6 +425,27 @@ describe('the seed\u2019s "separate machines" and DNS command lines, on loopback
     }
   });
 });
+
+/**
+ * Starts dnsmasq on a free loopback port with these records. It binds TCP as well as UDP on its
+ * port, and a port free for UDP may be taken for TCP by another test's server meanwhile: a few tries.
+ */
+async function startDnsmasq(records: readonly string[]): Promise<{ dnsmasq: ChildProcess; dnsPort: number }> {
+  let stderr = '';
+  let exitCode: number | null = null;
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const dnsPort = await freeUdpPort();
+    if (!(await portIsFree(dnsPort))) continue;
+    const dnsmasq = spawn('dnsmasq', ['--no-daemon', '--conf-file=/dev/null', `--port=${dnsPort}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts', ...records], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    dnsmasq.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    if (dnsmasq.exitCode === null) return { dnsmasq, dnsPort };
+    exitCode = dnsmasq.exitCode;
+  }
+  assert.fail(`dnsmasq runs (the CI installs dnsmasq-base); it exited with ${exitCode}: ${stderr.trim()}`);
+}
 
 async function freeUdpPort(): Promise<number> {
   const socket = createSocket('udp4');
