@@ -3,6 +3,7 @@ import { ChronicleError, InvalidArgumentError, MaximumAppendSizeExceededError, S
 import type { EventStore } from '../../store/event-store.js';
 import type { ExpectedState } from '../../store/expected-state.js';
 import type { EventData, EventFilter, Position, RecordedEvent } from '../../store/types.js';
+import { CallInterrupt } from './call-interrupt.js';
 import { GrpcCallError } from './grpc-errors.js';
 import type { CallContext, GrpcServer, ResponseStream } from './grpc-server.js';
 import { codecOf, createdTicks, streamIdentifier, streamNameOf, toNumber, uuidFromMessage, uuidToMessage, type Message } from './protocol.js';
@@ -194,14 +195,14 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
   const inFlight = new Set<Promise<void>>();
   // "Not leader" and "no quorum" end the whole call: the clients only reconnect or rediscover on
   // a call's status, never on an in-band reply.
-  let fatal: unknown;
-  let wakeOnFatal!: () => void;
-  const fatalRaised = new Promise<undefined>((resolve) => (wakeOnFatal = () => resolve(undefined)));
+  const fatal = new CallInterrupt();
+  // Woken when an append in flight completes, for a loop waiting at the in-flight bound.
+  let wakeOnSlot: (() => void) | undefined;
   const iterator = requests[Symbol.asyncIterator]();
   responses.sendHeaders();
   while (true) {
-    const next = await Promise.race([iterator.next(), fatalRaised]);
-    if (fatal !== undefined) throw fatal;
+    const next = await fatal.waitFor(iterator.next());
+    if (fatal.isRaised) throw fatal.raisedReason;
     if (!next || next.done) break;
     const request = next.value;
     const correlationId = uuidFromMessage(request.correlation_id) ?? '';
@@ -257,21 +258,25 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
           }),
         (error: unknown) => {
           if (endsTheCall(error)) {
-            fatal ??= error;
-            wakeOnFatal();
+            fatal.raise(error);
             return;
           }
           return reply(batchError(error, target));
         },
       )
-      .finally(() => inFlight.delete(work));
+      .finally(() => {
+        inFlight.delete(work);
+        const wake = wakeOnSlot;
+        wakeOnSlot = undefined;
+        wake?.();
+      });
     inFlight.add(work);
     // A client that writes faster than appends complete waits here (and, through HTTP/2 flow
     // control, in its own sends) instead of growing the node's queue.
-    while (inFlight.size >= BATCH_MAX_IN_FLIGHT && fatal === undefined) await Promise.race([...inFlight, fatalRaised]);
+    while (inFlight.size >= BATCH_MAX_IN_FLIGHT && !fatal.isRaised) await fatal.waitFor(new Promise<void>((resolve) => (wakeOnSlot = resolve)));
   }
   await Promise.all(inFlight);
-  if (fatal !== undefined) throw fatal;
+  if (fatal.isRaised) throw fatal.raisedReason;
 }
 
 function endsTheCall(error: unknown): boolean {
