@@ -12,7 +12,9 @@
  *    key, one INSERT transaction per append through `pg`, fsync and synchronous_commit on, the
  *    same appends in flight — the store users would otherwise pick, on the same disk, same run.
  *
- * Options: --seconds N per scenario (default 3), --quick.
+ * Options: --seconds N per scenario (default 3), --quick, --scenario 64x1 (only that many in
+ * flight × events per append; repeatable), --sections 1,2 (only those parts), --repeat N (part 1: N alternating
+ * runs of each side, medians reported).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -32,7 +34,16 @@ import { GrpcServer } from '../src/api/grpc/grpc-server.js';
 import { registerNodeServices } from '../src/api/grpc/node-services.js';
 import { codecOf, streamIdentifier, uuidToMessage, type Message } from '../src/api/grpc/protocol.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, quick: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '3' },
+    quick: { type: 'boolean', default: false },
+    scenario: { type: 'string', multiple: true },
+    sections: { type: 'string', default: '1,2,3,4' },
+    repeat: { type: 'string', default: '1' },
+  },
+});
+const sections = new Set(values.sections.split(',').map((section) => section.trim()));
 const scenarioMs = values.quick ? 500 : Number(values.seconds) * 1000;
 const EVENT_BYTES = 200;
 
@@ -182,6 +193,7 @@ async function leanGenerator(port: number, inFlight: number, eventsPerAppend: nu
   return { rate, appends: acknowledged };
 }
 
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const format = (value: number, digits = 0) => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function main(): Promise<void> {
@@ -194,51 +206,65 @@ async function main(): Promise<void> {
     { inFlight: 1, eventsPerAppend: 100 },
     { inFlight: 8, eventsPerAppend: 100 },
     { inFlight: 64, eventsPerAppend: 100 },
-  ];
+  ].filter(({ inFlight, eventsPerAppend }) => !values.scenario || values.scenario.includes(`${inFlight}x${eventsPerAppend}`));
 
-  console.log('## 1. The official client (@kurrent/kurrentdb-client, BatchAppend): Chronicle vs a no-op stub\n');
-  console.log('| in flight | events/append | Chronicle appends/s | no-op stub appends/s | ratio |');
-  console.log('|---:|---:|---:|---:|---:|');
-  const stub = await startStub();
   const node = await startChronicle();
-  for (const { inFlight, eventsPerAppend } of scenarios) {
-    const chronicle = await officialClient(node.port, inFlight, eventsPerAppend);
-    const reference = await officialClient(stub.port, inFlight, eventsPerAppend);
-    console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(chronicle)} | ${format(reference)} | ${format(chronicle / reference, 2)} |`);
-  }
-  await stub.stop();
-
-  console.log('\n## 2. Server capacity: lean BatchAppend generator (one HTTP/2 session, frames pre-encoded)\n');
-  console.log('| in flight | events/append | appends/s | events/s | server CPU µs per append |');
-  console.log('|---:|---:|---:|---:|---:|');
-  const pid = node.child.pid!;
-  for (const { inFlight, eventsPerAppend } of scenarios) {
-    const before = cpuMicros(pid);
-    const { rate, appends } = await leanGenerator(node.port, inFlight, eventsPerAppend);
-    const cpuPerAppend = (cpuMicros(pid) - before) / appends;
-    console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(rate)} | ${format(rate * eventsPerAppend)} | ${format(cpuPerAppend, 1)} |`);
-  }
-
-  console.log('\n## 3. PostgreSQL, same appends in flight (one INSERT transaction per append, fsync on)\n');
-  const postgres = await startPostgres();
-  if (!postgres) {
-    console.log('PostgreSQL is not installed (Debian: apt-get install postgresql); skipped.');
-  } else {
-    console.log('| in flight | events/append | PostgreSQL appends/s | Chronicle (lean generator) appends/s | Chronicle ÷ PostgreSQL |');
+  if (sections.has('1')) {
+    console.log('## 1. The official client (@kurrent/kurrentdb-client, BatchAppend): Chronicle vs a no-op stub\n');
+    console.log('| in flight | events/append | Chronicle appends/s | no-op stub appends/s | ratio |');
     console.log('|---:|---:|---:|---:|---:|');
+    const stub = await startStub();
     for (const { inFlight, eventsPerAppend } of scenarios) {
-      const postgresRate = await postgresAppends(postgres.port, inFlight, eventsPerAppend);
-      const { rate } = await leanGenerator(node.port, inFlight, eventsPerAppend);
-      console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(postgresRate)} | ${format(rate)} | ${format(rate / postgresRate, 2)} |`);
+      const chronicleRuns: number[] = [];
+      const referenceRuns: number[] = [];
+      for (let run = 0; run < Number(values.repeat); run++) {
+        chronicleRuns.push(await officialClient(node.port, inFlight, eventsPerAppend));
+        referenceRuns.push(await officialClient(stub.port, inFlight, eventsPerAppend));
+      }
+      const chronicle = median(chronicleRuns);
+      const reference = median(referenceRuns);
+      console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(chronicle)} | ${format(reference)} | ${format(chronicle / reference, 2)} |`);
     }
-    await postgres.stop();
+    await stub.stop();
   }
 
-  console.log('\n## 4. Reads and fan-out through the official client\n');
-  const readRate = await readAllThroughClient(node.port);
-  console.log(`readAll over the whole log (official client): ${format(readRate)} events/s`);
-  const lag = await fanOut(node.port, 100, 2000);
-  console.log(`100 catch-up subscribers to $all, one writer appending 2,000 events: delivery lag p50 ${format(lag.p50, 2)} ms, p99 ${format(lag.p99, 2)} ms (append sent → event delivered, over every subscriber and event)`);
+  if (sections.has('2')) {
+    console.log('\n## 2. Server capacity: lean BatchAppend generator (one HTTP/2 session, frames pre-encoded)\n');
+    console.log('| in flight | events/append | appends/s | events/s | server CPU µs per append |');
+    console.log('|---:|---:|---:|---:|---:|');
+    const pid = node.child.pid!;
+    for (const { inFlight, eventsPerAppend } of scenarios) {
+      const before = cpuMicros(pid);
+      const { rate, appends } = await leanGenerator(node.port, inFlight, eventsPerAppend);
+      const cpuPerAppend = (cpuMicros(pid) - before) / appends;
+      console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(rate)} | ${format(rate * eventsPerAppend)} | ${format(cpuPerAppend, 1)} |`);
+    }
+  }
+
+  if (sections.has('3')) {
+    console.log('\n## 3. PostgreSQL, same appends in flight (one INSERT transaction per append, fsync on)\n');
+    const postgres = await startPostgres();
+    if (!postgres) {
+      console.log('PostgreSQL is not installed (Debian: apt-get install postgresql); skipped.');
+    } else {
+      console.log('| in flight | events/append | PostgreSQL appends/s | Chronicle (lean generator) appends/s | Chronicle ÷ PostgreSQL |');
+      console.log('|---:|---:|---:|---:|---:|');
+      for (const { inFlight, eventsPerAppend } of scenarios) {
+        const postgresRate = await postgresAppends(postgres.port, inFlight, eventsPerAppend);
+        const { rate } = await leanGenerator(node.port, inFlight, eventsPerAppend);
+        console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(postgresRate)} | ${format(rate)} | ${format(rate / postgresRate, 2)} |`);
+      }
+      await postgres.stop();
+    }
+  }
+
+  if (sections.has('4')) {
+    console.log('\n## 4. Reads and fan-out through the official client\n');
+    const readRate = await readAllThroughClient(node.port);
+    console.log(`readAll over the whole log (official client): ${format(readRate)} events/s`);
+    const lag = await fanOut(node.port, 100, 2000);
+    console.log(`100 catch-up subscribers to $all, one writer appending 2,000 events: delivery lag p50 ${format(lag.p50, 2)} ms, p99 ${format(lag.p99, 2)} ms (append sent → event delivered, over every subscriber and event)`);
+  }
   await node.stop();
 }
 
