@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, writevSync } from 'node:fs';
 import { open, readdir, rename, rm, mkdir, access } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { FileSystem, LogFile } from './file-system.js';
@@ -6,12 +6,17 @@ import type { FileSystem, LogFile } from './file-system.js';
 class NodeLogFile implements LogFile {
   constructor(readonly path: string, private readonly handle: FileHandle) {}
 
+  /**
+   * Writes into the page cache synchronously: a copy that takes microseconds, where a round trip
+   * through libuv's thread pool costs more CPU than the copy and delays the fdatasync that follows
+   * by one more turn of the event loop. The fdatasync, which waits for the disk, stays asynchronous.
+   */
   async write(chunks: readonly Uint8Array[], position: number): Promise<void> {
     let offset = position;
     let pending = chunks.filter((chunk) => chunk.byteLength > 0);
     // writev may write fewer bytes than asked; loop until every byte is down.
     while (pending.length > 0) {
-      const { bytesWritten } = await this.handle.writev(pending as Uint8Array[], offset);
+      const bytesWritten = writevSync(this.handle.fd, pending as Uint8Array[], offset);
       offset += bytesWritten;
       pending = dropWrittenBytes(pending, bytesWritten);
     }
