@@ -172,6 +172,8 @@ export class SimCluster {
         tickMs: this.config.tickMs,
         raft: this.config.raft,
         writeTimeoutMs: this.config.writeTimeoutMs,
+        // Few positions in memory: lagging followers, truncations and restarts re-read old ones from the log.
+        entryPositions: { stride: 4, cachedChunks: 2 },
         store: {
           indexBackend: 'memory',
           clock: () => SIM_EPOCH_MS + this.scheduler.now,

@@ -27,6 +27,7 @@ export class FencedFileSystem implements FileSystem {
       path: file.path,
       write: async (chunks, position) => (guard(), file.write(chunks, position)),
       read: async (into, offset, length, position) => (guard(), file.read(into, offset, length, position)),
+      readSync: (into, offset, length, position) => (guard(), file.readSync(into, offset, length, position)),
       datasync: async () => (guard(), file.datasync()),
       truncate: async (sizeBytes) => (guard(), file.truncate(sizeBytes)),
       size: async () => (guard(), file.size()),

@@ -1,5 +1,6 @@
 import type { Entry, EntryKind, Membership, TermRun } from '../consensus/types.js';
 import type { Log } from '../storage/log.js';
+import { EntryPositions, type EntryPositionsOptions } from './entry-positions.js';
 import { RecordType, type LogRecord } from '../storage/record-frame.js';
 
 /**
@@ -25,17 +26,19 @@ export interface RaftLogState {
 /**
  * The event log seen as Raft's log: entry `i` is the `i`-th record, at the same byte position on
  * every replica (the records are identical and written in the same order). Keeps the position of
- * every index and the newest entries, so the leader ships recent entries without reading the disk.
+ * every index (see EntryPositions) and the newest entries, so the leader ships recent entries
+ * without reading the disk.
  */
 export class RaftLog {
-  /** positions[i] is where entry i starts; positions[0] is unused. */
-  private positions: number[] = [0];
+  private readonly positions: EntryPositions;
   private readonly recent = new Map<number, Entry<RecordBody>>();
 
-  private constructor(private readonly log: Log) {}
+  private constructor(private readonly log: Log, positionsOptions: EntryPositionsOptions) {
+    this.positions = new EntryPositions((position) => log.recordLengthAt(position), positionsOptions);
+  }
 
-  static async open(log: Log): Promise<{ raftLog: RaftLog; state: RaftLogState }> {
-    const raftLog = new RaftLog(log);
+  static async open(log: Log, positionsOptions: EntryPositionsOptions = {}): Promise<{ raftLog: RaftLog; state: RaftLogState }> {
+    const raftLog = new RaftLog(log, positionsOptions);
     const termRuns: TermRun[] = [];
     const configurations: { index: number; membership: Membership }[] = [];
     let cursor = log.startPosition;
@@ -44,7 +47,7 @@ export class RaftLog {
       const records = await log.read(cursor, READ_CHUNK_BYTES);
       if (records.length === 0) break;
       for (const record of records) {
-        const expected = raftLog.positions.length;
+        const expected = raftLog.positions.lastIndex + 1;
         if (record.index !== expected) {
           throw new Error(`the log's record at ${record.position} has index ${record.index}, expected ${expected}: it is not a replicated log`);
         }
@@ -58,19 +61,18 @@ export class RaftLog {
   }
 
   get lastIndex(): number {
-    return this.positions.length - 1;
+    return this.positions.lastIndex;
   }
 
   positionOf(index: number): number {
-    const position = this.positions[index];
-    if (position === undefined || index === 0) throw new RangeError(`the log has no entry ${index} (last ${this.lastIndex})`);
-    return position;
+    if (!Number.isInteger(index) || index < 1 || index > this.lastIndex) throw new RangeError(`the log has no entry ${index} (last ${this.lastIndex})`);
+    return this.positions.positionOf(index);
   }
 
   /** Where entry `index` ends (0 for index 0). */
   endOf(index: number): number {
     if (index === 0) return 0;
-    if (index < this.lastIndex) return this.positions[index + 1]!;
+    if (index < this.lastIndex) return this.positions.positionOf(index + 1);
     if (index === this.lastIndex) return this.log.tailPosition;
     throw new RangeError(`the log has no entry ${index} (last ${this.lastIndex})`);
   }
@@ -94,11 +96,13 @@ export class RaftLog {
 
   /** The record starting at `position`, when it is among the recent entries held in memory. */
   recentRecordAt(position: number): LogRecord | undefined {
-    let low = 1;
+    // The entries held are a contiguous run ending at the last (see remember): search only those,
+    // whose positions are all in memory too.
+    let low = this.lastIndex - this.recent.size + 1;
     let high = this.lastIndex;
     while (low <= high) {
       const middle = (low + high) >> 1;
-      const start = this.positions[middle]!;
+      const start = this.positions.positionOf(middle);
       if (start === position) {
         const entry = this.recent.get(middle);
         if (!entry) return undefined;
@@ -115,7 +119,7 @@ export class RaftLog {
     if (index >= this.lastIndex) return;
     const position = this.positionOf(index + 1);
     await this.log.truncateSuffix(position);
-    this.positions.length = index + 1;
+    this.positions.truncate(index);
     for (const cached of [...this.recent.keys()]) if (cached > index) this.recent.delete(cached);
   }
 

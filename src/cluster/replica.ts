@@ -6,6 +6,7 @@ import { joinPath, type FileSystem } from '../storage/file-system.js';
 import { framePayload } from '../storage/record-frame.js';
 import type { Proposal } from '../store/committer.js';
 import { EventStore, type EventStoreOptions } from '../store/event-store.js';
+import type { EntryPositionsOptions } from './entry-positions.js';
 import { HardStateFile } from './hard-state-file.js';
 import { RaftLog, type RecordBody } from './raft-log.js';
 
@@ -46,6 +47,8 @@ export interface ReplicaOptions {
   raft?: Partial<Pick<RaftOptions, 'electionTicks' | 'heartbeatTicks' | 'maxEntriesPerAppend' | 'maxBytesPerAppend' | 'maxInflightAppends' | 'maxAutoTruncateEntries' | 'preVote' | 'checkQuorum'>>;
   /** A write not committed within this long fails with "no quorum" (its outcome is then unknown). */
   writeTimeoutMs?: number;
+  /** How many entry positions the Raft log holds in memory (the simulator keeps few, so old ones are re-read from the log). */
+  entryPositions?: EntryPositionsOptions;
   /** What the store needs besides its log: limits, clock, index backend... */
   store?: Omit<EventStoreOptions, 'directory' | 'fileSystem' | 'replication' | 'scheduleTimer' | 'inMemory'>;
   /** Where a not-leader error tells clients to go. */
@@ -189,7 +192,7 @@ export class Replica {
     hardStateFile: HardStateFile,
     savedHardState: HardState | undefined,
   ): Promise<Replica> {
-    const { raftLog, state } = await RaftLog.open(log);
+    const { raftLog, state } = await RaftLog.open(log, options.entryPositions);
     const appliedIndex = indexEndingAt(raftLog, appliedPosition);
     const lastTerm = state.termRuns.at(-1)?.term ?? 0;
     const hardState = savedHardState ?? { term: lastTerm, votedFor: undefined };

@@ -10,6 +10,8 @@ export interface LogFile {
   write(chunks: readonly Uint8Array[], position: number): Promise<void>;
   /** Reads up to `length` bytes at `position` into `into` at `offset`; returns the bytes read (short at end of file). */
   read(into: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /** `read` without waiting: for a few bytes the caller needs at once (a record's length). */
+  readSync(into: Uint8Array, offset: number, length: number, position: number): number;
   /** Makes every write so far durable (fdatasync). */
   datasync(): Promise<void>;
   truncate(sizeBytes: number): Promise<void>;

@@ -88,6 +88,8 @@ export class Log {
   private activeSegmentBase: number;
 
   private pending: PendingFrame[] = [];
+  /** The frames the flush in progress took from `pending`: not in the file until `written` passes them. */
+  private flushingFrames: PendingFrame[] = [];
   private waiters: Waiter[] = [];
   /** The group new appends join; closed when a flush takes its frames. */
   private openGroup: Waiter | undefined;
@@ -269,6 +271,7 @@ export class Log {
     this.flushing = true;
     try {
       const batch = this.takeFlushBatch();
+      this.flushingFrames = batch;
       const touched = new Set<Segment>();
       let index = 0;
       while (index < batch.length) {
@@ -295,6 +298,7 @@ export class Log {
       this.fail(error);
     } finally {
       this.flushing = false;
+      this.flushingFrames = [];
     }
     if (this.pending.length > 0 && !this.failure) this.requestFlush();
     else this.notifyIdle();
@@ -409,6 +413,31 @@ export class Log {
       budget -= offset;
     }
     return records;
+  }
+
+  /**
+   * The length of the record that starts at `position`, without waiting: read from the file
+   * synchronously (a few bytes, normally in the page cache), or from memory for a record appended
+   * and not yet written.
+   */
+  recordLengthAt(position: number): number {
+    this.assertReadable();
+    if (position < this.startPosition || position >= this.tail) {
+      throw new RangeError(`no record at position ${position}: the log holds [${this.startPosition}, ${this.tail})`);
+    }
+    if (position >= this.written) {
+      const frame = pendingFrameAt(this.flushingFrames, position) ?? pendingFrameAt(this.pending, position);
+      if (!frame) throw new RangeError(`no record starts at position ${position}`);
+      return frame.frame.byteLength;
+    }
+    const segment = this.segments[findSegmentIndex(this.segments, position)]!;
+    const header = new Uint8Array(4);
+    const read = segment.file.readSync(header, 0, 4, position - segment.basePosition);
+    const length = read === 4 ? frameLength(header) : 0;
+    if (length < FRAME_OVERHEAD_BYTES || length > this.maxFrameBytes || position + length > this.written) {
+      throw new LogCorruptionError(segment.file.path, position - segment.basePosition, position, `no valid record length at ${position} (${read === 4 ? length : 'end of file'})`);
+    }
+    return length;
   }
 
   /** Reads the one record that starts at `position`. */
@@ -562,6 +591,20 @@ function byteLength(chunks: readonly Uint8Array[]): number {
   let total = 0;
   for (const chunk of chunks) total += chunk.byteLength;
   return total;
+}
+
+/** The frame starting at `position` among frames in position order, by binary search. */
+function pendingFrameAt(frames: readonly PendingFrame[], position: number): PendingFrame | undefined {
+  let low = 0;
+  let high = frames.length - 1;
+  while (low <= high) {
+    const middle = (low + high) >> 1;
+    const frame = frames[middle]!;
+    if (frame.position === position) return frame;
+    if (frame.position < position) low = middle + 1;
+    else high = middle - 1;
+  }
+  return undefined;
 }
 
 function frameLength(bytes: Uint8Array): number {

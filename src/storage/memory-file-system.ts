@@ -201,6 +201,10 @@ class MemoryLogFile implements LogFile {
   }
 
   async read(into: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    return this.readSync(into, offset, length, position);
+  }
+
+  readSync(into: Uint8Array, offset: number, length: number, position: number): number {
     this.check();
     const available = Math.max(0, Math.min(length, this.inode.size - position));
     into.set(this.inode.bytes.subarray(position, position + available), offset);

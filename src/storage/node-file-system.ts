@@ -1,4 +1,4 @@
-import { constants, writevSync } from 'node:fs';
+import { constants, readSync, writevSync } from 'node:fs';
 import { open, readdir, rename, rm, mkdir, access } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { FileSystem, LogFile } from './file-system.js';
@@ -26,6 +26,16 @@ class NodeLogFile implements LogFile {
     let total = 0;
     while (total < length) {
       const { bytesRead } = await this.handle.read(into, offset + total, length - total, position + total);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+    }
+    return total;
+  }
+
+  readSync(into: Uint8Array, offset: number, length: number, position: number): number {
+    let total = 0;
+    while (total < length) {
+      const bytesRead = readSync(this.handle.fd, into, offset + total, length - total, position + total);
       if (bytesRead === 0) break;
       total += bytesRead;
     }

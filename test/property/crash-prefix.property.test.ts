@@ -133,6 +133,10 @@ class ProcessFileSystem implements FileSystem {
         this.alive();
         return file.read(into, offset, length, position);
       },
+      readSync: (into, offset, length, position) => {
+        this.alive();
+        return file.readSync(into, offset, length, position);
+      },
       datasync: async () => {
         this.alive();
         await file.datasync();
