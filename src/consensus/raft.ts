@@ -397,7 +397,11 @@ export class RaftNode<P> {
       if (message.kind === 'pre-vote') return true;
       if (message.kind === 'vote-response' && message.preVote && message.granted) return true;
       const leader = message.kind === 'append' || message.kind === 'heartbeat' || message.kind === 'timeout-now' ? from : undefined;
-      this.becomeFollower(message.term, leader);
+      // A vote request moves this node to the newer term but does not restart its election timer;
+      // granting the vote does (onVote). Otherwise a candidate whose log is behind — one that can
+      // never win — would keep restarting the timers of the nodes that could, and no one would
+      // lead for as long as it kept trying (seen with pre-vote off and a slow network).
+      this.becomeFollower(message.term, leader, message.kind !== 'vote');
       return true;
     }
     if (message.term < this.term) {
@@ -414,7 +418,7 @@ export class RaftNode<P> {
     return true;
   }
 
-  private becomeFollower(term: number, leader: NodeId | undefined): void {
+  private becomeFollower(term: number, leader: NodeId | undefined, restartElectionTimer = true): void {
     const wasLeader = this.role === 'leader';
     // What matched and was acknowledged holds for one leader in one term only.
     if (term !== this.term || leader !== this.leader) {
@@ -429,7 +433,7 @@ export class RaftNode<P> {
     this.role = this.isVoter(this.id) ? 'follower' : 'learner';
     this.leader = leader;
     this.votes.clear();
-    this.resetElectionTimer();
+    if (restartElectionTimer) this.resetElectionTimer();
     if (wasLeader) this.dropLeaderState();
   }
 

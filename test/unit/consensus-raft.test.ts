@@ -230,6 +230,33 @@ describe('Raft: pre-vote and check-quorum', () => {
     assertSafe(cluster);
   });
 
+  // Regression (simulator seed 8383): a refused vote request restarted the voter's election timer.
+  it('without pre-vote, a candidate whose log is behind cannot keep the up-to-date node from campaigning and winning', () => {
+    const cluster = threeNodes({ preVote: false });
+    const leader = cluster.tickUntilLeader();
+    const [stale, upToDate] = othersThan(cluster, leader) as [string, string];
+    cluster.isolate(stale);
+    cluster.write('the stale node misses this');
+    cluster.crash(leader);
+    cluster.heal();
+
+    // The stale node times out far more often than anyone else could: every 3 ticks, while an
+    // election timeout is 10 to 19. Each of its candidacies raises the term and is refused.
+    let rounds = 0;
+    while (cluster.status(upToDate).role !== 'leader' && rounds < 30) {
+      cluster.campaign(stale);
+      for (let tick = 0; tick < 3; tick++) {
+        cluster.tick(upToDate);
+        if (cluster.status(upToDate).role === 'leader') break;
+      }
+      rounds++;
+    }
+    assert.equal(cluster.status(upToDate).role, 'leader', `after ${rounds} refused candidacies of the stale node: ${cluster.describe()}`);
+    cluster.tickUntil(() => cluster.status(stale).leader === upToDate);
+    assert.deepEqual(cluster.node(stale).appliedData, ['the stale node misses this']);
+    assertSafe(cluster);
+  });
+
   // Regression: refusals used to carry the term asked about, which the pre-candidate then adopted.
   it(
     'with pre-vote and no check-quorum, a rejoining follower refused for its stale log does not adopt the term it asked about',
