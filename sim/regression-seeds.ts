@@ -20,4 +20,8 @@ export const REGRESSION_SEEDS: readonly { seed: number; bug: string }[] = [
     seed: 711,
     bug: 'a group created with an unknown outcome (no quorum in time) committed later, but the host never learned of it: consumers got "no such group" and every retry "wrong expected version" (the host now follows the committed definitions; unit test: "persistent subscription host (in process)")',
   },
+  {
+    seed: 8383,
+    bug: 'without pre-vote, a refused vote request restarted the voter’s election timer, so a candidate whose log was behind kept the node that could win from ever timing out: no leader for 30 s after the faults healed (unit test: "Raft: pre-vote and check-quorum")',
+  },
 ];
