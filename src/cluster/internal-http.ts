@@ -39,7 +39,12 @@ export function internalRequest(call: InternalRequest): Promise<InternalAnswer> 
       ? httpsRequest({ ...options, cert: tls.certificate, key: tls.privateKey, ca: tls.trustedRoot, rejectUnauthorized: true, ...(isIP(host) === 0 ? { servername: host } : {}) })
       : httpRequest(options);
     let connected = false;
-    request.on('socket', (socket) => socket.once('connect', () => (connected = true)));
+    request.on('socket', (socket) => {
+      // The agent keeps connections alive: a reused socket is connected already and will never
+      // emit 'connect' again (a listener added to it would stay, with this request, for good).
+      if (!socket.connecting) connected = true;
+      else socket.once('connect', () => (connected = true));
+    });
     request.on('timeout', () => request.destroy(new Error(`${call.method} ${call.path} to ${call.to} timed out after ${call.timeoutMs} ms`)));
     request.on('error', (error) => reject(connected ? error : new NotDeliveredError(error.message)));
     request.on('response', (response) => {
