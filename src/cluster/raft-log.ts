@@ -1,7 +1,7 @@
 import type { Entry, EntryKind, Membership, TermRun } from '../consensus/types.js';
 import type { Log } from '../storage/log.js';
-import { EntryPositions, type EntryPositionsOptions } from './entry-positions.js';
 import { RecordType, type LogRecord } from '../storage/record-frame.js';
+import { EntryPositions, type EntryPositionsOptions } from './entry-positions.js';
 
 /**
  * An entry's content as the log stores it: the record type and payload. The leader's own data
@@ -97,7 +97,7 @@ export class RaftLog {
   /** The record starting at `position`, when it is among the recent entries held in memory. */
   recentRecordAt(position: number): LogRecord | undefined {
     // The entries held are a contiguous run ending at the last (see remember): search only those,
-    // whose positions are all in memory too.
+    // whose positions are the newest chunks' (in memory unless catch-up reads pushed them out).
     let low = this.lastIndex - this.recent.size + 1;
     let high = this.lastIndex;
     while (low <= high) {
