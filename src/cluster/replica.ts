@@ -380,14 +380,21 @@ export class Replica {
       else this.chainSend(to, previous, async () => message);
       return;
     }
-    this.chainSend(to, previous ?? Promise.resolve(), async () => ({ ...message, entries: await this.raftLog.entries(message.prevIndex + 1, message.count) }));
+    this.chainSend(to, previous ?? Promise.resolve(), async () => {
+      const entries = await this.raftLog.entries(message.prevIndex + 1, message.count);
+      // While the entries were read this node may have lost that term's leadership and had its
+      // log rewritten by the next leader: the message is stale, and its entries may not even be
+      // the ones it meant. A leader never rewrites its own log, so one still leading is safe.
+      const { role, term } = this.core.status;
+      return role === 'leader' && term === message.term ? { ...message, entries } : undefined;
+    });
   }
 
-  private chainSend(to: NodeId, previous: Promise<void>, build: () => Promise<Message<RecordBody>>): void {
+  private chainSend(to: NodeId, previous: Promise<void>, build: () => Promise<Message<RecordBody> | undefined>): void {
     const next = previous
       .then(async () => {
         const message = await build();
-        if (!this.closed && !this.failure) this.options.transport.send(to, message);
+        if (message && !this.closed && !this.failure) this.options.transport.send(to, message);
       })
       .catch(() => {
         // The entries moved (a truncation after losing leadership): the message is stale anyway.
