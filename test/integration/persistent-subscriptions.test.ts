@@ -4,8 +4,8 @@ import { after, before, test, type TestContext } from 'node:test';
 import { makeTempDirectory } from '../helpers/temp-directory.js';
 import { forEachClient, withServerLog } from './client-matrix.js';
 import type { ClientKit, PersistentDecider, PersistentDelivery, PersistentInfo, PersistentRecorder, PersistentSettings, Position, ProposedEvent, TestClient } from './clients.js';
-import { ServerProcess, stopAllServers } from './server-process.js';
-import { assertErrorType, caught, describe, sleep, uniqueStream, withTimeout } from './support.js';
+import { ServerProcess } from './server-process.js';
+import { assertErrorType, caught, closeAfterTests, describe, sleep, uniqueStream, withTimeout } from './support.js';
 
 /**
  * Persistent subscriptions through both official clients, unmodified, on a single node: the
@@ -36,9 +36,7 @@ forEachClient(import.meta.url, { timeoutMs: 90_000 }, (kitPromise, clientName) =
   });
 
   after(async () => {
-    await Promise.allSettled(consumers.map((consumer) => withTimeout(consumer.unsubscribe(), 2_000, 'unsubscribe')));
-    await Promise.allSettled([client, ...otherClients].filter((each) => each !== undefined).map((each) => withTimeout(each.dispose(), 5_000, 'dispose')));
-    await stopAllServers();
+    await closeAfterTests(consumers, [client, ...otherClients]);
   });
 
   const check = <T>(body: () => Promise<T>) => withServerLog(server, body);

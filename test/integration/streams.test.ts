@@ -4,8 +4,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { after, before, test } from 'node:test';
 import { forEachClient, withServerLog } from './client-matrix.js';
 import type { ClientKit, Position, ReadEvent, TestClient } from './clients.js';
-import { ServerProcess, stopAllServers } from './server-process.js';
-import { assertErrorType, caught, describe, seededBytes, seededRandom, uniqueStream, withTimeout } from './support.js';
+import { ServerProcess } from './server-process.js';
+import { assertErrorType, caught, closeAfterTests, describe, seededBytes, seededRandom, uniqueStream, withTimeout } from './support.js';
 
 /**
  * The Streams service through both official clients: appends with every expected state,
@@ -30,8 +30,7 @@ forEachClient(import.meta.url, { timeoutMs: 45_000 }, (kitPromise) => {
   });
 
   after(async () => {
-    await Promise.allSettled([client, ...extraClients].filter((each) => each !== undefined).map((each) => withTimeout(each.dispose(), 5_000, 'dispose')));
-    await stopAllServers();
+    await closeAfterTests([], [client, ...extraClients]);
   });
 
   const check = <T>(body: () => Promise<T>) => withServerLog(server, body);

@@ -4,8 +4,8 @@ import { after, before, test } from 'node:test';
 import { makeTempDirectory } from '../helpers/temp-directory.js';
 import { forEachClient, withServerLog } from './client-matrix.js';
 import type { ClientKit, Position, ReadEvent, SubscriptionRecorder, TestClient } from './clients.js';
-import { ServerProcess, stopAllServers } from './server-process.js';
-import { describe, sleep, uniqueStream, withTimeout } from './support.js';
+import { ServerProcess } from './server-process.js';
+import { closeAfterTests, describe, sleep, uniqueStream, withTimeout } from './support.js';
 
 /**
  * Catch-up subscriptions through both official clients: to a stream and to $all, from the
@@ -35,9 +35,7 @@ forEachClient(import.meta.url, { timeoutMs: 45_000 }, (kitPromise) => {
   });
 
   after(async () => {
-    await Promise.allSettled(subscriptions.map((subscription) => withTimeout(subscription.unsubscribe(), 2_000, 'unsubscribe')));
-    await Promise.allSettled([client, ...otherClients].filter((each) => each !== undefined).map((each) => withTimeout(each.dispose(), 5_000, 'dispose')));
-    await stopAllServers();
+    await closeAfterTests(subscriptions, [client, ...otherClients]);
   });
 
   const check = <T>(body: () => Promise<T>) => withServerLog(server, body);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { stopAllServers } from './server-process.js';
 
 /** Small helpers shared by the integration tests. */
 
@@ -78,4 +79,18 @@ export function seededBytes(random: () => number, length: number): Buffer {
   const bytes = Buffer.allocUnsafe(length);
   for (let i = 0; i < length; i++) bytes[i] = Math.floor(random() * 256);
   return bytes;
+}
+
+/**
+ * The end of a test file that ran against its own node: closes what its tests left open — live
+ * subscriptions first, then clients, each bounded in time and failures ignored — then stops every
+ * server this process started.
+ */
+export async function closeAfterTests(
+  subscriptions: readonly { unsubscribe(): Promise<unknown> }[],
+  clients: readonly ({ dispose(): Promise<unknown> } | undefined)[],
+): Promise<void> {
+  await Promise.allSettled(subscriptions.map((subscription) => withTimeout(subscription.unsubscribe(), 2_000, 'unsubscribe')));
+  await Promise.allSettled(clients.filter((client) => client !== undefined).map((client) => withTimeout(client.dispose(), 5_000, 'dispose')));
+  await stopAllServers();
 }

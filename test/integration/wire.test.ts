@@ -3,8 +3,8 @@ import http2, { type ClientHttp2Session, type IncomingHttpHeaders } from 'node:h
 import { after, before, test } from 'node:test';
 import { forEachClient, withServerLog } from './client-matrix.js';
 import type { ClientKit, TestClient } from './clients.js';
-import { ServerProcess, stopAllServers, freePort } from './server-process.js';
-import { describe, seededBytes, seededRandom, uniqueStream, withTimeout } from './support.js';
+import { ServerProcess, freePort } from './server-process.js';
+import { closeAfterTests, describe, seededBytes, seededRandom, uniqueStream, withTimeout } from './support.js';
 
 /**
  * The gRPC surface on the wire: raw node:http2 requests that a client library would never send
@@ -188,8 +188,7 @@ forEachClient(import.meta.url, { timeoutMs: 45_000 }, (kitPromise) => {
 
   after(async () => {
     raw?.close();
-    await Promise.allSettled(clients.map((each) => withTimeout(each.dispose(), 5_000, 'dispose')));
-    await stopAllServers();
+    await closeAfterTests([], clients);
   });
 
   const check = <T>(body: () => Promise<T>) => withServerLog(server, body);
