@@ -227,6 +227,8 @@ describe('the HTTP API of a single node', { timeout: 120_000 }, () => {
     assert.deepEqual(odd.events.map((event) => (event.data as { i: number }).i), [1, 3]);
     const regex = await page(`/streams/$all?count=100&streamRegex=${encodeURIComponent(`^${prefix}[34]$`)}`);
     assert.deepEqual(regex.events.map((event) => event.streamId), [`${prefix}3`, `${prefix}4`]);
+    const encoded = await page(`/streams/%24all?count=100&streamPrefix=${prefix}&eventTypePrefix=Od`);
+    assert.deepEqual(encoded.events.map((event) => (event.data as { i: number }).i), [1, 3], 'a percent-encoded $all reads the global log too');
     const backwards = await page(`/streams/$all?direction=backwards&count=3`);
     assert.equal(backwards.events.length, 3);
     assert.ok(backwards.events[0]!.position.commit >= backwards.events[2]!.position.commit);

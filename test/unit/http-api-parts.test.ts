@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { eventJson, formatPosition, parsePosition } from '../../src/api/http/event-json.js';
 import { openApiDocument } from '../../src/api/http/openapi.js';
 import { asChronicleError, problemHeaders, problemOf } from '../../src/api/http/problem.js';
-import { expectedVersionOf, requiresLeader } from '../../src/api/http/stream-routes.js';
+import { expectedVersionOf, requiresLeader, withLiteralAllStream } from '../../src/api/http/stream-routes.js';
 import { ChronicleError, NotLeaderError, StreamNotFoundError, WrongExpectedVersionError } from '../../src/errors.js';
 import type { RecordedEvent } from '../../src/store/types.js';
 
@@ -26,6 +26,13 @@ describe('HTTP API parts', () => {
     assert.equal(requiresLeader({ 'es-requiremaster': 'true' }), true);
     assert.equal(requiresLeader({ 'es-requireleader': 'false' }), false);
     assert.equal(requiresLeader({}), false);
+  });
+
+  it('routes a percent-encoded $all like the literal one, and touches no other stream', () => {
+    assert.equal(withLiteralAllStream('/streams/%24all?count=1'), '/streams/$all?count=1');
+    assert.equal(withLiteralAllStream('/streams/%24ALL/live'), '/streams/$all/live');
+    assert.equal(withLiteralAllStream('/streams/%24all'), '/streams/$all');
+    for (const url of ['/streams/%24allowed', '/streams/orders/%24all', '/streams/$all?x=%24all', '/metrics']) assert.equal(withLiteralAllStream(url), url);
   });
 
   it('parses positions commit:prepare (or a bare commit) and refuses the rest', () => {

@@ -18,7 +18,7 @@ import { registerOperationRoutes } from './operation-routes.js';
 import { asChronicleError, problemHeaders, problemOf } from './problem.js';
 import { RouteTable } from './routes.js';
 import type { SseOptions } from './sse.js';
-import { registerStreamRoutes } from './stream-routes.js';
+import { registerStreamRoutes, withLiteralAllStream } from './stream-routes.js';
 import type { PersistentSubscriptionHost } from '../../subscriptions/persistent/host.js';
 
 /**
@@ -80,6 +80,7 @@ export class HttpApi {
         return http1;
       },
       bodyLimit: maxBodyBytes,
+      rewriteUrl: (request) => withLiteralAllStream(request.url ?? '/'),
       // A HEAD of a live endpoint would start a subscription nobody reads.
       exposeHeadRoutes: false,
       return503OnClosing: false,

@@ -95,6 +95,15 @@ function revisionFrom(from: string | undefined): number | 'start' | 'end' | unde
   return Number(from);
 }
 
+/**
+ * The request URL with a percent-encoded `$all` stream segment (`/streams/%24all…`) written as
+ * `$all`: the router matches the literal route by the raw path, and without this the encoded
+ * spelling of the same URL reached the per-stream routes, which refuse `$all`.
+ */
+export function withLiteralAllStream(url: string): string {
+  return url.replace(/^\/streams\/%24all(?=[/?#]|$)/i, '/streams/$all');
+}
+
 export function registerStreamRoutes(routes: RouteTable, runner: CommandRunner): void {
   const run = async (request: FastifyRequest, reply: FastifyReply, command: Command) =>
     sendOutcome(reply, await runner.run(command, { requireLeader: requiresLeader(request.headers as Headers) }));
