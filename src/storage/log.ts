@@ -269,6 +269,7 @@ export class Log {
   private async flush(): Promise<void> {
     if (this.flushing || this.pending.length === 0 || this.failure) return;
     this.flushing = true;
+    let flushedEnd: number;
     try {
       const batch = this.takeFlushBatch();
       this.flushingFrames = batch;
@@ -284,7 +285,7 @@ export class Log {
         segment.sizeBytes = writeAt + byteLength(chunks) - segment.basePosition;
         touched.add(segment);
       }
-      const flushedEnd = batch.at(-1)!.position + batch.at(-1)!.frame.byteLength;
+      flushedEnd = batch.at(-1)!.position + batch.at(-1)!.frame.byteLength;
       this.written = flushedEnd;
       const syncStartedMs = performance.now();
       for (const segment of touched) await segment.file.datasync();
@@ -293,15 +294,21 @@ export class Log {
       this.stats.framesFlushed += batch.length;
       this.stats.bytesFlushed += flushedEnd - batch[0]!.position;
       this.onFlushed?.(batch.length, flushedEnd - batch[0]!.position, performance.now() - syncStartedMs);
-      this.resolveWaiters(flushedEnd);
     } catch (error) {
-      this.fail(error);
-    } finally {
       this.flushing = false;
       this.flushingFrames = [];
+      this.fail(error);
+      this.notifyIdle();
+      return;
     }
-    if (this.pending.length > 0 && !this.failure) this.requestFlush();
-    else this.notifyIdle();
+    this.flushing = false;
+    this.flushingFrames = [];
+    // The records that arrived during this fdatasync go to the disk before this batch's waiters
+    // run: what they do next (answer clients, acknowledge a leader) then overlaps the next
+    // fdatasync instead of holding back its start.
+    if (this.pending.length > 0) void this.flush();
+    this.resolveWaiters(flushedEnd);
+    if (!this.flushing && this.pending.length === 0) this.notifyIdle();
   }
 
   private takeFlushBatch(): PendingFrame[] {

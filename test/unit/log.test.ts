@@ -183,6 +183,29 @@ describe('group commit', () => {
     await reopened.close();
   });
 
+  it('starts the fdatasync of records that arrived during the previous one before that batch is answered', async () => {
+    const fileSystem = new MemoryFileSystem();
+    const log = await Log.open({ fileSystem, directory: '/db/log' });
+    await log.append(RecordType.Events, 1, 1, payload('warm')).durable;
+    const events: string[] = [];
+    let second: Promise<void> | undefined;
+    fileSystem.beforeDatasync = () => {
+      events.push(`fdatasync ${log.durablePosition}`);
+      // A record arrives while the first batch's fdatasync is in progress.
+      second ??= log.append(RecordType.Events, 1, 3, payload('during')).durable;
+    };
+    const first = log.append(RecordType.Events, 1, 2, payload('first'));
+    const answered = first.durable.then(async () => {
+      events.push('answering the first batch');
+      // What answering costs (a few promise hops: apply, encode, send) overlaps the next fdatasync.
+      for (let hop = 0; hop < 5; hop++) await null;
+      events.push('first batch answered');
+    });
+    await Promise.all([answered, second]);
+    assert.deepEqual(events, [`fdatasync ${first.position}`, 'answering the first batch', `fdatasync ${first.end}`, 'first batch answered']);
+    await log.close();
+  });
+
   it('fails every pending and later append once an fdatasync fails, and reports it once', async () => {
     const fileSystem = new MemoryFileSystem();
     const failures: Error[] = [];
