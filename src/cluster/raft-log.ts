@@ -2,6 +2,7 @@ import type { Entry, EntryKind, Membership, TermRun } from '../consensus/types.j
 import type { Log } from '../storage/log.js';
 import { RecordType, type LogRecord } from '../storage/record-frame.js';
 import { EntryPositions, type EntryPositionsOptions } from './entry-positions.js';
+import { RecentEntries } from './recent-entries.js';
 
 /**
  * An entry's content as the log stores it: the record type and payload. The leader's own data
@@ -31,7 +32,9 @@ export interface RaftLogState {
  */
 export class RaftLog {
   private readonly positions: EntryPositions;
-  private readonly recent = new Map<number, Entry<RecordBody>>();
+  private readonly recent = new RecentEntries<Entry<RecordBody>>(RECENT_ENTRIES_MAX);
+  /** Where the last `recentRecordAt` found its record: the store applies records in order, so the next one is usually next. */
+  private nextLookup = 0;
 
   private constructor(private readonly log: Log, positionsOptions: EntryPositionsOptions) {
     this.positions = new EntryPositions((position) => log.recordLengthAt(position), positionsOptions);
@@ -88,7 +91,7 @@ export class RaftLog {
       const body = entry.payload ?? bodyOf(entry.kind, entry.membership);
       const ticket = body.frame ? this.log.appendFrame(body.frame, body.type, entry.term, entry.index) : this.log.append(body.type, entry.term, entry.index, body.payload);
       this.positions.push(ticket.position);
-      this.remember({ index: entry.index, term: entry.term, kind: entry.kind, ...(entry.membership ? { membership: entry.membership } : {}), payload: body });
+      this.recent.push(entry.index, { index: entry.index, term: entry.term, kind: entry.kind, ...(entry.membership ? { membership: entry.membership } : {}), payload: body });
       durable = ticket.durable;
     }
     return durable;
@@ -96,22 +99,28 @@ export class RaftLog {
 
   /** The record starting at `position`, when it is among the recent entries held in memory. */
   recentRecordAt(position: number): LogRecord | undefined {
-    // The entries held are a contiguous run ending at the last (see remember): search only those,
-    // whose positions are the newest chunks' (in memory unless catch-up reads pushed them out).
-    let low = this.lastIndex - this.recent.size + 1;
-    let high = this.lastIndex;
-    while (low <= high) {
-      const middle = (low + high) >> 1;
-      const start = this.positions.positionOf(middle);
-      if (start === position) {
-        const entry = this.recent.get(middle);
-        if (!entry) return undefined;
-        return { position, end: this.endOf(middle), type: entry.payload.type, term: entry.term, index: middle, payload: entry.payload.payload };
+    const first = this.recent.firstIndex;
+    const last = first + this.recent.size - 1;
+    let found = 0;
+    if (this.nextLookup >= first && this.nextLookup <= last && this.positions.positionOf(this.nextLookup) === position) {
+      found = this.nextLookup;
+    } else {
+      // The entries held are a contiguous run ending at the last (see RecentEntries): search only
+      // those, whose positions are the newest chunks' (in memory unless catch-up reads pushed them out).
+      let low = first;
+      let high = last;
+      while (low <= high && found === 0) {
+        const middle = (low + high) >> 1;
+        const start = this.positions.positionOf(middle);
+        if (start === position) found = middle;
+        else if (start < position) low = middle + 1;
+        else high = middle - 1;
       }
-      if (start < position) low = middle + 1;
-      else high = middle - 1;
     }
-    return undefined;
+    const entry = found === 0 ? undefined : this.recent.get(found);
+    if (!entry) return undefined;
+    this.nextLookup = found + 1;
+    return { position, end: this.endOf(found), type: entry.payload.type, term: entry.term, index: found, payload: entry.payload.payload };
   }
 
   /** Removes every entry after `index` from the log. */
@@ -120,7 +129,7 @@ export class RaftLog {
     const position = this.positionOf(index + 1);
     await this.log.truncateSuffix(position);
     this.positions.truncate(index);
-    for (const cached of [...this.recent.keys()]) if (cached > index) this.recent.delete(cached);
+    this.recent.truncateAfter(index);
   }
 
   /** `count` entries from `fromIndex`, from memory when recent, else from the log. */
@@ -151,15 +160,6 @@ export class RaftLog {
       }
     }
     return entries;
-  }
-
-  private remember(entry: Entry<RecordBody>): void {
-    this.recent.set(entry.index, entry);
-    // The entries held are always a contiguous run ending at the newest (appends are contiguous,
-    // truncation cuts a suffix), so the one to drop is known by its index. Asking the Map for its
-    // first key instead walks over every slot deleted since the Map last rehashed: a cost that
-    // grows with the throughput.
-    if (this.recent.size > RECENT_ENTRIES_MAX) this.recent.delete(entry.index - RECENT_ENTRIES_MAX);
   }
 }
 
