@@ -562,13 +562,16 @@ export class EventStore {
         throw new Error(`cannot apply the committed log at ${this.committedPosition}: no record starts there (applying up to ${end})`);
       }
       for (const record of records) {
-        this.applyToIndex(record);
-        this.recentRecords.add(record);
         if (record.type === RecordType.Events) {
+          // Decoded once, for the index and for the idempotency window.
           const offsets = entryOffsetsOf(record.payload);
           const facts = offsets.map((offset) => eventHeaderAt(record.payload, offset));
+          this.applyToIndex(record, { headers: facts, entryOffsets: offsets });
           for (const batch of batchesOfRecord(facts, offsets, record.position, APPLIED)) this.window.add(batch);
+        } else {
+          this.applyToIndex(record);
         }
+        this.recentRecords.add(record);
       }
       this.publishCommitted(records.at(-1)!.end);
     }
