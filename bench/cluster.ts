@@ -40,14 +40,20 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     'failover-runs': { type: 'string' },
     quick: { type: 'boolean', default: false },
+    writers: { type: 'string', default: '1,8,64' },
+    repeat: { type: 'string', default: '1' },
   },
 });
 const scenarioMs = values.quick ? 500 : Number(values.seconds) * 1000;
 const failoverRuns = Number(values['failover-runs'] ?? (values.quick ? 3 : 10));
-if (!(scenarioMs > 0) || !Number.isInteger(failoverRuns) || failoverRuns < 1) throw new Error('--seconds must be > 0 and --failover-runs a positive integer');
+const WRITER_COUNTS = values.writers.split(',').map(Number);
+const repeats = Number(values.repeat);
+if (!(scenarioMs > 0)) throw new Error('--seconds must be > 0');
+if (!Number.isInteger(failoverRuns) || failoverRuns < 0) throw new Error('--failover-runs must be 0 (skip the failover runs) or a positive integer');
+if (WRITER_COUNTS.length === 0 || !WRITER_COUNTS.every((count) => Number.isInteger(count) && count > 0)) throw new Error('--writers must list positive integers, e.g. 1,8,64');
+if (!Number.isInteger(repeats) || repeats < 1) throw new Error('--repeat must be a positive integer');
 
 const EVENT_BYTES = 200;
-const WRITER_COUNTS = [1, 8, 64] as const;
 const ETCD_IN_FLIGHT = 64;
 /** Bounds on every wait: a node that does not come up, elect or answer fails the run, never hangs it. */
 const NODE_START_MS = 20_000;
@@ -473,6 +479,8 @@ interface ThroughputRow {
   writers: number;
   single: LoadResult;
   cluster: LoadResult;
+  /** Cluster ÷ single throughput. */
+  ratio: number;
   singleCpuMicrosPerAppend: number;
   leaderCpuMicrosPerAppend: number;
   followersCpuMicrosPerAppend: number;
@@ -487,21 +495,48 @@ async function withCpu<T extends { operations: number }>(pids: number[], run: ()
 
 async function compareSingleAndCluster(single: ChronicleNode, leader: ChronicleNode, followers: ChronicleNode[]): Promise<ThroughputRow[]> {
   const rows: ThroughputRow[] = [];
-  // Alternating single and cluster per writer count, so drift on a shared machine hits both alike.
   for (const writers of WRITER_COUNTS) {
-    const singleRun = await withCpu([single.server.pid], () => leanLoad(single.externalPort, writers, scenarioMs));
-    const clusterRun = await withCpu([leader.server.pid, ...followers.map((node) => node.server.pid)], () => leanLoad(leader.externalPort, writers, scenarioMs));
-    const [leaderCpu, ...followerCpu] = clusterRun.cpuMicrosPerOperation;
-    rows.push({
-      writers,
-      single: singleRun.result,
-      cluster: clusterRun.result,
-      singleCpuMicrosPerAppend: singleRun.cpuMicrosPerOperation[0]!,
-      leaderCpuMicrosPerAppend: leaderCpu!,
-      followersCpuMicrosPerAppend: followerCpu.reduce((sum, value) => sum + value, 0) / followerCpu.length,
-    });
+    // Alternating single and cluster, so drift on a shared machine hits both alike; with --repeat,
+    // each figure is the median of the runs and the ratio the median of each pair's ratio.
+    const runs: ThroughputRow[] = [];
+    for (let run = 0; run < repeats; run++) {
+      const singleRun = await withCpu([single.server.pid], () => leanLoad(single.externalPort, writers, scenarioMs));
+      const clusterRun = await withCpu([leader.server.pid, ...followers.map((node) => node.server.pid)], () => leanLoad(leader.externalPort, writers, scenarioMs));
+      const [leaderCpu, ...followerCpu] = clusterRun.cpuMicrosPerOperation;
+      runs.push({
+        writers,
+        single: singleRun.result,
+        cluster: clusterRun.result,
+        ratio: clusterRun.result.perSecond / singleRun.result.perSecond,
+        singleCpuMicrosPerAppend: singleRun.cpuMicrosPerOperation[0]!,
+        leaderCpuMicrosPerAppend: leaderCpu!,
+        followersCpuMicrosPerAppend: followerCpu.reduce((sum, value) => sum + value, 0) / followerCpu.length,
+      });
+    }
+    rows.push(medianRow(runs));
   }
   return rows;
+}
+
+/** Each column's median over the runs of one writer count (the load results' too, field by field). */
+function medianRow(runs: ThroughputRow[]): ThroughputRow {
+  const of = (pick: (row: ThroughputRow) => number): number => median(runs.map(pick))!;
+  const load = (side: 'single' | 'cluster'): LoadResult => ({
+    perSecond: of((row) => row[side].perSecond),
+    operations: of((row) => row[side].operations),
+    latencyMsP50: of((row) => row[side].latencyMsP50),
+    latencyMsP99: of((row) => row[side].latencyMsP99),
+    ranOut: runs.some((row) => row[side].ranOut),
+  });
+  return {
+    writers: runs[0]!.writers,
+    single: load('single'),
+    cluster: load('cluster'),
+    ratio: of((row) => row.ratio),
+    singleCpuMicrosPerAppend: of((row) => row.singleCpuMicrosPerAppend),
+    leaderCpuMicrosPerAppend: of((row) => row.leaderCpuMicrosPerAppend),
+    followersCpuMicrosPerAppend: of((row) => row.followersCpuMicrosPerAppend),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -793,6 +828,27 @@ function fileSystemNote(directory: string): string {
   return statfsSync(directory).type === TMPFS_MAGIC ? ` — WARNING: ${directory} is tmpfs, fsync costs nothing there` : '';
 }
 
+async function failoverSection(scratch: string, script: string): Promise<void> {
+  console.log(`\n## 3. Failover: kill -9 of the leader of a fresh 3-node cluster, ${failoverRuns} runs\n`);
+  console.log('Time from the kill to the first acknowledged write sent after it; writers keep one append in flight and retry every failed write.\n');
+  console.log('| run | lean generator ms | official client ms | new leader in gossip ms | failed attempts (lean / client) |');
+  console.log('|---:|---:|---:|---:|---:|');
+  const results: FailoverResult[] = [];
+  for (let run = 1; run <= failoverRuns; run++) {
+    try {
+      const result = await failoverRun(scratch, script, run);
+      results.push(result);
+      console.log(`| ${run} | ${format(result.leanMs)} | ${format(result.clientMs)} | ${format(result.electionMs)} | ${result.leanFailures} / ${result.clientFailures} |`);
+    } catch (error) {
+      // A cluster that did not form or take writes in time: reported, and the other runs go on.
+      console.log(`| ${run} | failed: ${(error as Error).message.split('\n')[0]} | | | |`);
+    }
+  }
+  const missing = (key: 'leanMs' | 'clientMs') => results.filter((result) => result[key] === undefined).length;
+  const note = (key: 'leanMs' | 'clientMs') => (missing(key) > 0 ? ` (${missing(key)} without a write within ${FAILOVER_BOUND_MS / 1000} s)` : '');
+  console.log(`| median | ${format(median(results.map((result) => result.leanMs)))}${note('leanMs')} | ${format(median(results.map((result) => result.clientMs)))}${note('clientMs')} | ${format(median(results.map((result) => result.electionMs)))} | |`);
+}
+
 async function main(): Promise<void> {
   scratchRoot = await mkdtemp(join(tmpdir(), 'chronicle-bench-cluster-'));
   const scratch = scratchRoot;
@@ -819,13 +875,14 @@ async function main(): Promise<void> {
     await leanLoad(leader.externalPort, 64, Math.min(scenarioMs, 1_000));
 
     console.log('## 1. Appends, lean generator (one HTTP/2 session, frames pre-encoded): single node vs leader of 3\n');
+    if (repeats > 1) console.log(`Medians of ${repeats} alternating runs of each side; the ratio is the median of each pair's ratio.\n`);
     console.log('| in flight | single appends/s | p50 ms | p99 ms | cluster appends/s | p50 ms | p99 ms | cluster ÷ single | CPU µs/append: single | leader | each follower |');
     console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     const rows = await compareSingleAndCluster(single[0]!, leader, followers);
     for (const row of rows) {
       const ranOut = row.single.ranOut || row.cluster.ranOut ? ' (frames ran out: lower bound)' : '';
       console.log(
-        `| ${row.writers} | ${format(row.single.perSecond)} | ${format(row.single.latencyMsP50, 2)} | ${format(row.single.latencyMsP99, 2)} | ${format(row.cluster.perSecond)} | ${format(row.cluster.latencyMsP50, 2)} | ${format(row.cluster.latencyMsP99, 2)} | ${format(row.cluster.perSecond / row.single.perSecond, 2)} | ${format(row.singleCpuMicrosPerAppend, 1)} | ${format(row.leaderCpuMicrosPerAppend, 1)} | ${format(row.followersCpuMicrosPerAppend, 1)} |${ranOut}`,
+        `| ${row.writers} | ${format(row.single.perSecond)} | ${format(row.single.latencyMsP50, 2)} | ${format(row.single.latencyMsP99, 2)} | ${format(row.cluster.perSecond)} | ${format(row.cluster.latencyMsP50, 2)} | ${format(row.cluster.latencyMsP99, 2)} | ${format(row.ratio, 2)} | ${format(row.singleCpuMicrosPerAppend, 1)} | ${format(row.leaderCpuMicrosPerAppend, 1)} | ${format(row.followersCpuMicrosPerAppend, 1)} |${ranOut}`,
       );
     }
     await stopChronicle(single);
@@ -859,25 +916,7 @@ async function main(): Promise<void> {
     await stopChronicle(cluster);
   }
 
-  console.log(`\n## 3. Failover: kill -9 of the leader of a fresh 3-node cluster, ${failoverRuns} runs\n`);
-  console.log('Time from the kill to the first acknowledged write sent after it; writers keep one append in flight and retry every failed write.\n');
-  console.log('| run | lean generator ms | official client ms | new leader in gossip ms | failed attempts (lean / client) |');
-  console.log('|---:|---:|---:|---:|---:|');
-  const results: FailoverResult[] = [];
-  for (let run = 1; run <= failoverRuns; run++) {
-    try {
-      const result = await failoverRun(scratch, script, run);
-      results.push(result);
-      console.log(`| ${run} | ${format(result.leanMs)} | ${format(result.clientMs)} | ${format(result.electionMs)} | ${result.leanFailures} / ${result.clientFailures} |`);
-    } catch (error) {
-      // A cluster that did not form or take writes in time: reported, and the other runs go on.
-      console.log(`| ${run} | failed: ${(error as Error).message.split('\n')[0]} | | | |`);
-    }
-  }
-  const missing = (key: 'leanMs' | 'clientMs') => results.filter((result) => result[key] === undefined).length;
-  const note = (key: 'leanMs' | 'clientMs') => (missing(key) > 0 ? ` (${missing(key)} without a write within ${FAILOVER_BOUND_MS / 1000} s)` : '');
-  console.log(`| median | ${format(median(results.map((result) => result.leanMs)))}${note('leanMs')} | ${format(median(results.map((result) => result.clientMs)))}${note('clientMs')} | ${format(median(results.map((result) => result.electionMs)))} | |`);
-
+  if (failoverRuns > 0) await failoverSection(scratch, script);
   console.log(`\nCommand: ${commandLine()}`);
 }
 
