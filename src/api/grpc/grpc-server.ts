@@ -182,6 +182,8 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
   private readonly deframer: MessageDeframer;
   private headersSent = false;
   private finished = false;
+  /** Settles at the stream's next 'drain' (or its close): what every send that found the buffer full waits for. */
+  private drained: Promise<void> | undefined;
   /** Set when the server stops: long-lived calls then end with UNAVAILABLE, which clients retry elsewhere or later. */
   private shuttingDown = false;
 
@@ -337,18 +339,23 @@ class ServerCall<Request, Response> implements ResponseStream<Response> {
     this.sendHeaders();
     const writable = this.stream.write(frameMessage(this.method.response.encode(message)));
     if (writable) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
+    // Every send that finds the buffer full waits for the same 'drain': a handler that does not
+    // await its sends (BatchAppend answers appends as they complete) adds no listener per message.
+    this.drained ??= new Promise<void>((resolve, reject) => {
       const onDrain = () => {
         this.stream.off('close', onClose);
+        this.drained = undefined;
         resolve();
       };
       const onClose = () => {
         this.stream.off('drain', onDrain);
+        this.drained = undefined;
         reject(new GrpcCallError(1, 'the call is over'));
       };
       this.stream.once('drain', onDrain);
       this.stream.once('close', onClose);
     });
+    return this.drained;
   }
 
   private finish(): void {
