@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, test, type TestContext } from 'node:test';
 import { makeTempDirectory } from '../helpers/temp-directory.js';
 import { forEachClient, withServerLog } from './client-matrix.js';
-import type { ClientKit, PersistentDecider, PersistentDelivery, PersistentInfo, PersistentRecorder, PersistentSettings, Position, ProposedEvent, TestClient } from './clients.js';
+import { loadClientKit, type ClientKit, type PersistentDecider, type PersistentDelivery, type PersistentInfo, type PersistentRecorder, type PersistentSettings, type Position, type ProposedEvent, type TestClient } from './clients.js';
 import { ServerProcess } from './server-process.js';
 import { assertErrorType, caught, closeAfterTests, describe, sleep, uniqueStream, withTimeout } from './support.js';
 
@@ -736,7 +736,11 @@ forEachClient(import.meta.url, { timeoutMs: 90_000 }, (kitPromise, clientName) =
     try {
       first = await ServerProcess.start({ db: directory.path });
       const port = first.port;
-      const writer = kit.connect(port);
+      // The events are written with the 1.x client whatever client is under test: the 6.x client
+      // keeps one process-wide table of pending appends, so the break of any of its BatchAppend
+      // calls (this node going down, or a call of an earlier test noticing its node went) rejects
+      // every append pending in the process, including this test's writes.
+      const writer = (await loadClientKit('kurrentdb')).connect(port);
       clients.push(writer);
       const stream = uniqueStream(`ps-${how}`);
       const group = 'durable';
@@ -786,8 +790,7 @@ forEachClient(import.meta.url, { timeoutMs: 90_000 }, (kitPromise, clientName) =
         assert.equal(exit.code, 0, `a graceful stop exits 0 (${describe(exit)})`);
         t.diagnostic(`graceful stop: ${ackedTotal(before)} acked, ${held()} held (in flight per getInfo ${info.stats.totalInFlightMessages}), lastCheckpointed ${describe(info.stats.lastCheckpointed)}`);
       } else {
-        // The writer is done; closed first, so the kill does not break its idle BatchAppend call
-        // (the 6.x client reports that as an error nobody awaits).
+        // The writer is done; closed first, so the kill does not break its idle BatchAppend call.
         await withTimeout(writer.dispose(), 5_000, 'dispose the writer');
         downAt = performance.now();
         await first.kill();
@@ -848,7 +851,10 @@ forEachClient(import.meta.url, { timeoutMs: 90_000 }, (kitPromise, clientName) =
         const group = 'parked';
         let admin = connect();
         await call(admin.persistent.create(stream, group, { startFrom: 'start' }), 'create');
-        const ids = await write(stream, 10, () => ({}), admin);
+        // Written with the 1.x client, as in restartRun: the 6.x client's appends are exposed to any of its calls breaking.
+        const writer = (await loadClientKit('kurrentdb')).connect(port);
+        clients.push(writer);
+        const ids = await write(stream, 10, () => ({}), writer);
         const parker = await consume(stream, group, { on: admin, decide: (delivery) => ((delivery.event.data as { index: number }).index % 3 === 0 ? 'park' : 'ack') });
         await parker.waitFor(() => parker.acked.length + parker.nacked.length >= 10, DELIVERY_MS, 'all answered');
         await withServerLog(node, () => infoUntilOn(admin, stream, group, (info) => info.stats.parkedMessageCount === 4n, 'four parked'));
