@@ -174,6 +174,8 @@ export class SimCluster {
         writeTimeoutMs: this.config.writeTimeoutMs,
         // Few positions in memory: lagging followers, truncations and restarts re-read old ones from the log.
         entryPositions: { stride: 4, cachedChunks: 2 },
+        // Few entries in memory too: appends to a lagging follower and applies read them back from the log.
+        recentEntries: 16,
         store: {
           indexBackend: 'memory',
           clock: () => SIM_EPOCH_MS + this.scheduler.now,

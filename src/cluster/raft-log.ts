@@ -32,16 +32,17 @@ export interface RaftLogState {
  */
 export class RaftLog {
   private readonly positions: EntryPositions;
-  private readonly recent = new RecentEntries<Entry<RecordBody>>(RECENT_ENTRIES_MAX);
+  private readonly recent: RecentEntries<Entry<RecordBody>>;
   /** Where the last `recentRecordAt` found its record: the store applies records in order, so the next one is usually next. */
   private nextLookup = 0;
 
-  private constructor(private readonly log: Log, positionsOptions: EntryPositionsOptions) {
+  private constructor(private readonly log: Log, positionsOptions: EntryPositionsOptions, recentEntries: number) {
     this.positions = new EntryPositions((position) => log.recordLengthAt(position), positionsOptions);
+    this.recent = new RecentEntries(recentEntries);
   }
 
-  static async open(log: Log, positionsOptions: EntryPositionsOptions = {}): Promise<{ raftLog: RaftLog; state: RaftLogState }> {
-    const raftLog = new RaftLog(log, positionsOptions);
+  static async open(log: Log, positionsOptions: EntryPositionsOptions = {}, recentEntries = RECENT_ENTRIES_MAX): Promise<{ raftLog: RaftLog; state: RaftLogState }> {
+    const raftLog = new RaftLog(log, positionsOptions, recentEntries);
     const termRuns: TermRun[] = [];
     const configurations: { index: number; membership: Membership }[] = [];
     let cursor = log.startPosition;

@@ -49,6 +49,8 @@ export interface ReplicaOptions {
   writeTimeoutMs?: number;
   /** How many entry positions the Raft log holds in memory (the simulator keeps few, so old ones are re-read from the log). */
   entryPositions?: EntryPositionsOptions;
+  /** How many of the newest entries the Raft log keeps in memory (default 8192; the simulator keeps few, so older ones are read back). */
+  recentEntries?: number;
   /** What the store needs besides its log: limits, clock, index backend... */
   store?: Omit<EventStoreOptions, 'directory' | 'fileSystem' | 'replication' | 'scheduleTimer' | 'inMemory'>;
   /** Where a not-leader error tells clients to go. */
@@ -192,7 +194,7 @@ export class Replica {
     hardStateFile: HardStateFile,
     savedHardState: HardState | undefined,
   ): Promise<Replica> {
-    const { raftLog, state } = await RaftLog.open(log, options.entryPositions);
+    const { raftLog, state } = await RaftLog.open(log, options.entryPositions, options.recentEntries);
     const appliedIndex = indexEndingAt(raftLog, appliedPosition);
     const lastTerm = state.termRuns.at(-1)?.term ?? 0;
     const hardState = savedHardState ?? { term: lastTerm, votedFor: undefined };
