@@ -24,4 +24,8 @@ export const REGRESSION_SEEDS: readonly { seed: number; bug: string }[] = [
     seed: 8383,
     bug: 'without pre-vote, a refused vote request restarted the voter’s election timer, so a candidate whose log was behind kept the node that could win from ever timing out: no leader for 30 s after the faults healed (unit test: "Raft: pre-vote and check-quorum")',
   },
+  {
+    seed: 101764,
+    bug: 'a bug of the checker, not of the cluster: with check-quorum off, a deposed leader that had not yet heard of the new term still thought it led when the run ended, the checker took its log as the final one and reported the new leader’s acknowledged write missing (the checker now takes the leader of the newest term)',
+  },
 ];

@@ -337,7 +337,10 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     if (!progressed) violations.push({ checker: 'liveness', detail: `no write succeeded within ${LIVENESS_BOUND_MS} ms after the faults healed`, atMs: scheduler.now });
 
     // Convergence: every running node applies what the leader committed.
-    const leaderId = cluster.ids.find((id) => cluster.replicaOf(id)?.writable);
+    // The newest term's leader: a deposed one that has not heard of that term yet (check-quorum
+    // off, its peers' messages still late) still thinks it leads, and its log lacks the new term.
+    const termOf = (id: string) => cluster.replicaOf(id)?.raftStatus.term ?? -1;
+    const leaderId = cluster.ids.filter((id) => cluster.replicaOf(id)?.writable).sort((a, b) => termOf(b) - termOf(a))[0];
     const finalEvents: FinalEvent[] = [];
     if (leaderId) {
       const leader = cluster.replicaOf(leaderId)!;
