@@ -371,7 +371,7 @@ export class EventStore {
     const written = await this.propose(writes);
     return {
       position: { commit: written.commitPosition, prepare: written.lastPreparePosition },
-      streams: parsed.map((request) => ({ stream: request.stream, nextExpectedRevision: written.lastRevisions.get(request.stream)! })),
+      streams: parsed.map((request) => ({ stream: request.stream, nextExpectedRevision: written.changed.find((entry) => entry.stream === request.stream)!.view.lastRevision })),
     };
   }
 
@@ -382,7 +382,7 @@ export class EventStore {
    */
   private async propose(
     writes: readonly { stream: string; events: readonly PreparedEvent[]; tombstone?: boolean }[],
-  ): Promise<{ commitPosition: number; lastRevision: number; lastPreparePosition: number; lastRevisions: Map<string, number> }> {
+  ): Promise<{ commitPosition: number; lastRevision: number; lastPreparePosition: number; changed: readonly { stream: string; view: WriteView }[] }> {
     const createdMicros = this.now() * 1000;
     const toEncode: (EventToEncode & { idKey: string })[] = [];
     // The streams this record changes and their views after it (one or two: a list beats a Map).
@@ -460,7 +460,8 @@ export class EventStore {
       commitPosition: record.position,
       lastRevision: toEncode.at(-1)!.revision,
       lastPreparePosition: preparePositionOf(record.position, entryOffsets.at(-1)!),
-      lastRevisions: new Map(changed.map(({ stream, view }) => [stream, view.lastRevision])),
+      // Each stream's view after the record, its last revision included (a multi-stream append reports them).
+      changed,
     };
   }
 
