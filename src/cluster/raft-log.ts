@@ -92,7 +92,8 @@ export class RaftLog {
       const body = entry.payload ?? bodyOf(entry.kind, entry.membership);
       const ticket = body.frame ? this.log.appendFrame(body.frame, body.type, entry.term, entry.index) : this.log.append(body.type, entry.term, entry.index, body.payload);
       this.positions.push(ticket.position);
-      this.recent.push(entry.index, { index: entry.index, term: entry.term, kind: entry.kind, ...(entry.membership ? { membership: entry.membership } : {}), payload: body });
+      // An entry that came with its body is held as it is (nothing changes an entry once made).
+      this.recent.push(entry.index, entry.payload ? (entry as Entry<RecordBody>) : { ...entry, payload: body });
       durable = ticket.durable;
     }
     return durable;
