@@ -269,7 +269,7 @@ export class Log {
   private async flush(): Promise<void> {
     if (this.flushing || this.pending.length === 0 || this.failure) return;
     this.flushing = true;
-    let flushedEnd: number;
+    let flushedEnd = 0;
     try {
       const batch = this.takeFlushBatch();
       this.flushingFrames = batch;
@@ -295,14 +295,15 @@ export class Log {
       this.stats.bytesFlushed += flushedEnd - batch[0]!.position;
       this.onFlushed?.(batch.length, flushedEnd - batch[0]!.position, performance.now() - syncStartedMs);
     } catch (error) {
+      this.fail(error);
+    } finally {
       this.flushing = false;
       this.flushingFrames = [];
-      this.fail(error);
+    }
+    if (this.failure) {
       this.notifyIdle();
       return;
     }
-    this.flushing = false;
-    this.flushingFrames = [];
     // The records that arrived during this fdatasync go to the disk before this batch's waiters
     // run: what they do next (answer clients, acknowledge a leader) then overlaps the next
     // fdatasync instead of holding back its start.
