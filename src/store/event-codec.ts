@@ -56,8 +56,6 @@ export interface EventHeader {
   type: string;
   entryOffset: number;
   createdMicros: number;
-  /** The id as a 16-character latin1 string: a compact, hashable map key. */
-  idKey: string;
 }
 
 export function encodedEventSize(event: EventToEncode, streamBytes: number, typeBytes: number): number {
@@ -94,7 +92,7 @@ export function encodeEvents(events: readonly EventToEncode[]): { frame: Uint8Ar
     const length = encodedEventSize(event, streamBytes[i]!, typeBytes[i]!);
     view.setUint32(offset, length, true);
     writeUint64(view, offset + 4, event.revision);
-    payload.set(event.id, offset + 12);
+    payload.set(event.id, eventIdOffset(offset));
     view.setFloat64(offset + 28, event.createdMicros, true);
     view.setUint8(offset + 36, event.isJson ? FLAG_JSON : 0);
     view.setUint8(offset + 37, 0);
@@ -137,7 +135,6 @@ export function eventHeaderAt(payload: Uint8Array, entryOffset: number): EventHe
     type: bytes.toString('utf8', streamStart + streamBytes, streamStart + streamBytes + typeBytes),
     entryOffset,
     createdMicros: view.getFloat64(entryOffset + 28, true),
-    idKey: bytes.toString('latin1', entryOffset + 12, entryOffset + 28),
     entryLength: view.getUint32(entryOffset, true),
   };
 }
@@ -189,7 +186,7 @@ export function decodeEventAt(payload: Uint8Array, entryOffset: number, commitPo
   return {
     stream,
     revision: readUint64(view, entryOffset + 4),
-    id: bytes.subarray(entryOffset + 12, entryOffset + 28),
+    id: bytes.subarray(eventIdOffset(entryOffset), eventIdOffset(entryOffset) + 16),
     type,
     isJson: (view.getUint8(entryOffset + 36) & FLAG_JSON) !== 0,
     createdMicros: view.getFloat64(entryOffset + 28, true),
@@ -207,6 +204,11 @@ export function decodeEvents(payload: Uint8Array, commitPosition: number): Store
 }
 
 /** The prepare position of the entry at `entryOffset` of the record at `commitPosition`. */
+/** Where the 16 bytes of an event's id start, given where its entry starts. */
+export function eventIdOffset(entryOffset: number): number {
+  return entryOffset + 12;
+}
+
 export function preparePositionOf(commitPosition: number, entryOffset: number): number {
   return commitPosition + FRAME_HEADER_BYTES + entryOffset;
 }

@@ -71,7 +71,7 @@ import type {
   RecordedEvent,
   StreamMetadataResult,
 } from './types.js';
-import { idKeyOf, randomUuidBytes, uuidToBytes } from './uuid.js';
+import { randomUuidBytes, uuidToBytes } from './uuid.js';
 import { batchesOfRecord } from './written-batches.js';
 import { joinPath } from '../storage/file-system.js';
 
@@ -298,7 +298,7 @@ export class EventStore {
     this.window.evictExpired(this.now());
     const match = this.window.match(
       stream,
-      prepared.map((event) => event.idKey),
+      prepared.map((event) => event.id),
     );
     if (match.kind === 'conflict') throw new EventIdConflictError(stream, match.detail);
     if (match.kind === 'retry') {
@@ -384,7 +384,7 @@ export class EventStore {
     writes: readonly { stream: string; events: readonly PreparedEvent[]; tombstone?: boolean }[],
   ): Promise<{ commitPosition: number; lastRevision: number; lastPreparePosition: number; changed: readonly { stream: string; view: WriteView }[] }> {
     const createdMicros = this.now() * 1000;
-    const toEncode: (EventToEncode & { idKey: string })[] = [];
+    const toEncode: EventToEncode[] = [];
     // The streams this record changes and their views after it (one or two: a list beats a Map).
     const changed: { stream: string; view: WriteView }[] = [];
     const viewOf = (stream: string): WriteView => {
@@ -408,7 +408,6 @@ export class EventStore {
           stream: event.stream,
           revision: write.tombstone ? TOMBSTONE_REVISION : ++revision,
           id: event.id,
-          idKey: event.idKey,
           type: event.type,
           isJson: event.isJson,
           createdMicros,
@@ -451,7 +450,7 @@ export class EventStore {
       streams[i] = stream;
     }
     const applied = this.appliedPromiseFor(proposal);
-    const batches = batchesOfRecord(toEncode, entryOffsets, record.position, applied);
+    const batches = batchesOfRecord(toEncode, entryOffsets, payload, record.position, applied);
     this.inFlight.push({ record, events: toEncode, entryOffsets, streams, batches });
     for (const batch of batches) this.window.add(batch);
     await this.committed(applied);
@@ -568,7 +567,7 @@ export class EventStore {
           const offsets = entryOffsetsOf(record.payload);
           const facts = offsets.map((offset) => eventHeaderAt(record.payload, offset));
           this.applyToIndex(record, { headers: facts, entryOffsets: offsets });
-          for (const batch of batchesOfRecord(facts, offsets, record.position, APPLIED)) this.window.add(batch);
+          for (const batch of batchesOfRecord(facts, offsets, record.payload, record.position, APPLIED)) this.window.add(batch);
         } else {
           this.applyToIndex(record);
         }
@@ -655,7 +654,6 @@ export class EventStore {
     return {
       stream: metastreamOf(stream),
       id,
-      idKey: idKeyOf(id),
       type: METADATA_EVENT_TYPE,
       isJson: true,
       data: Buffer.from(metadataToJson(metadata), 'utf8'),
@@ -697,7 +695,6 @@ export class EventStore {
     const tombstone: PreparedEvent = {
       stream,
       id,
-      idKey: idKeyOf(id),
       type: TOMBSTONE_EVENT_TYPE,
       isJson: false,
       data: EMPTY,

@@ -1,9 +1,11 @@
 import type { StreamView } from './expected-state.js';
+import { IdTable } from './id-table.js';
 
 /** One earlier write of events to one stream, remembered so that a retry of it is recognised. */
 export interface WrittenBatch {
   stream: string;
-  idKeys: string[];
+  /** The events' ids, 16 bytes each, in the order of the events. */
+  ids: Uint8Array;
   firstRevision: number;
   /** The stream as it was just before this write: a retry must expect what held then. */
   priorView: StreamView;
@@ -30,15 +32,21 @@ export interface IdempotencyWindowLimits {
 
 export const DEFAULT_IDEMPOTENCY_WINDOW: IdempotencyWindowLimits = { maxEvents: 100_000, maxAgeMs: 24 * 60 * 60 * 1000 };
 
+/** The length of an event id, and of each id in `WrittenBatch.ids`. */
+export const ID_BYTES = 16;
+
 /**
  * The recent event ids, by count and by age. It is derived from the log (rebuilt from the log's
  * tail on open), so retries are recognised across restarts too.
  */
 export class IdempotencyWindow {
-  /** Event id → the batch that wrote it (no per-id object: the id's place is found in the batch). */
-  private readonly byId = new Map<string, WrittenBatch>();
-  private readonly batches: WrittenBatch[] = [];
+  /** Event id → the sequence number of the batch that wrote it, and the id's place in that batch. */
+  private readonly byId = new IdTable();
+  /** The batches remembered, oldest first (those before `head` are gone); `batches[i]` has sequence number `firstSequence + i`. */
+  private batches: WrittenBatch[] = [];
   private head = 0;
+  /** The sequence number of `batches[0]` (sequence numbers start at 1: 0 marks an empty slot of the table). */
+  private firstSequence = 1;
   private eventCount = 0;
 
   constructor(readonly limits: IdempotencyWindowLimits) {}
@@ -48,33 +56,36 @@ export class IdempotencyWindow {
   }
 
   /** Classifies a write of events with these ids to `stream`: new, an exact retry, or a conflict. */
-  match(stream: string, idKeys: readonly string[]): BatchMatch {
+  match(stream: string, ids: readonly Uint8Array[]): BatchMatch {
     let found = 0;
     let batch: WrittenBatch | undefined;
     let aligned = true;
-    for (let i = 0; i < idKeys.length; i++) {
-      const key = idKeys[i]!;
-      const owner = this.byId.get(key);
-      if (!owner) continue;
+    for (let i = 0; i < ids.length; i++) {
+      const slot = this.byId.find(ids[i]!, 0);
+      if (slot < 0) continue;
+      const owner = this.batches[this.byId.ownerAt(slot) - this.firstSequence]!;
       found++;
       if (batch === undefined) batch = owner;
-      if (owner !== batch || owner.idKeys[i] !== key) aligned = false;
+      if (owner !== batch || this.byId.extraAt(slot) !== i) aligned = false;
     }
     if (found === 0 || !batch) return { kind: 'new' };
-    if (found === idKeys.length && aligned && batch.idKeys.length === idKeys.length && batch.stream === stream) {
+    if (found === ids.length && aligned && batch.ids.byteLength === ids.length * ID_BYTES && batch.stream === stream) {
       return { kind: 'retry', batch };
     }
     const where = batch.stream === stream ? `'${stream}' at revision ${batch.firstRevision}` : `stream '${batch.stream}'`;
     return {
       kind: 'conflict',
-      detail: `${found} of its ${idKeys.length} event ids were already written (to ${where}) in a different batch; retry the exact same batch, or use new ids`,
+      detail: `${found} of its ${ids.length} event ids were already written (to ${where}) in a different batch; retry the exact same batch, or use new ids`,
     };
   }
 
   add(batch: WrittenBatch): void {
+    const sequence = this.firstSequence + this.batches.length;
     this.batches.push(batch);
-    for (const key of batch.idKeys) this.byId.set(key, batch);
-    this.eventCount += batch.idKeys.length;
+    const count = batch.ids.byteLength / ID_BYTES;
+    // A later batch with an id already here (possible only in the log: an id reused after it left the window) owns it from now on.
+    for (let i = 0; i < count; i++) this.byId.set(batch.ids, i * ID_BYTES, sequence, i);
+    this.eventCount += count;
     this.evictOverCount();
   }
 
@@ -82,10 +93,7 @@ export class IdempotencyWindow {
   forget(batch: WrittenBatch): void {
     if (batch.forgotten) return;
     batch.forgotten = true;
-    this.eventCount -= batch.idKeys.length;
-    for (const key of batch.idKeys) {
-      if (this.byId.get(key) === batch) this.byId.delete(key);
-    }
+    this.removeIdsOf(batch);
   }
 
   /** Forgets batches older than the age limit, given the current time. */
@@ -100,18 +108,24 @@ export class IdempotencyWindow {
 
   private dropOldest(): void {
     const batch = this.batches[this.head]!;
+    if (!batch.forgotten) this.removeIdsOf(batch);
     this.batches[this.head] = undefined as unknown as WrittenBatch;
     this.head++;
-    if (!batch.forgotten) {
-      this.eventCount -= batch.idKeys.length;
-      for (const key of batch.idKeys) {
-        if (this.byId.get(key) === batch) this.byId.delete(key);
-      }
-    }
     // Compact the queue once its dead prefix dominates.
     if (this.head > 1024 && this.head * 2 > this.batches.length) {
-      this.batches.splice(0, this.head);
+      this.batches = this.batches.slice(this.head);
+      this.firstSequence += this.head;
       this.head = 0;
+    }
+  }
+
+  /** Removes the ids this batch still owns (a later batch may have taken one over). */
+  private removeIdsOf(batch: WrittenBatch): void {
+    const count = batch.ids.byteLength / ID_BYTES;
+    this.eventCount -= count;
+    for (let i = 0; i < count; i++) {
+      const slot = this.byId.find(batch.ids, i * ID_BYTES);
+      if (slot >= 0 && this.batches[this.byId.ownerAt(slot) - this.firstSequence] === batch) this.byId.removeAt(slot);
     }
   }
 }

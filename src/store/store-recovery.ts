@@ -135,7 +135,7 @@ export async function recoverIdempotencyWindow(window: IdempotencyWindow, log: L
       const offsets = entryOffsetsOf(record.payload);
       const facts: BatchEventFacts[] = offsets.map((offset) => eventHeaderAt(record.payload, offset));
       if (facts.length > 0 && facts[0]!.createdMicros < oldestKeptMicros) break scan;
-      collected.push(batchesOfRecord(facts, offsets, record.position, done));
+      collected.push(batchesOfRecord(facts, offsets, record.payload, record.position, done));
       events += facts.length;
       if (events >= window.limits.maxEvents) break scan;
     }

@@ -46,11 +46,6 @@ export function bytesToUuid(bytes: Uint8Array): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** The compact map key the idempotency window uses for an id. */
-export function idKeyOf(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, 16).toString('latin1');
-}
-
 const POOL_IDS = 256;
 let pool = Buffer.alloc(0);
 let poolOffset = 0;

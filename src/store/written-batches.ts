@@ -1,5 +1,5 @@
-import { preparePositionOf } from './event-codec.js';
-import type { WrittenBatch } from './idempotency-window.js';
+import { eventIdOffset, preparePositionOf } from './event-codec.js';
+import { ID_BYTES, type WrittenBatch } from './idempotency-window.js';
 import { metastreamOf, TOMBSTONE_EVENT_TYPE } from './stream-names.js';
 
 /** The facts of one event of a record that identify the write it belongs to. */
@@ -7,7 +7,6 @@ export interface BatchEventFacts {
   stream: string;
   revision: number;
   type: string;
-  idKey: string;
   createdMicros: number;
 }
 
@@ -21,6 +20,7 @@ export interface BatchEventFacts {
 export function batchesOfRecord(
   events: readonly BatchEventFacts[],
   entryOffsets: readonly number[],
+  payload: Uint8Array,
   commitPosition: number,
   committed: Promise<void>,
 ): WrittenBatch[] {
@@ -32,11 +32,16 @@ export function batchesOfRecord(
     let end = index;
     while (end < events.length && events[end]!.stream === first.stream) end++;
     if (first.type !== TOMBSTONE_EVENT_TYPE) {
-      const idKeys = new Array<string>(end - index);
-      for (let i = index; i < end; i++) idKeys[i - index] = events[i]!.idKey;
+      // A copy: a view into the payload would keep every remembered record's data alive.
+      const ids = Buffer.allocUnsafe((end - index) * ID_BYTES);
+      for (let i = index; i < end; i++) {
+        const from = eventIdOffset(entryOffsets[i]!);
+        const to = (i - index) * ID_BYTES;
+        for (let k = 0; k < ID_BYTES; k++) ids[to + k] = payload[from + k]!;
+      }
       batches.push({
         stream: first.stream,
-        idKeys,
+        ids,
         firstRevision: first.revision,
         priorView: {
           lastRevision: first.revision - 1,
