@@ -28,4 +28,8 @@ export const REGRESSION_SEEDS: readonly { seed: number; bug: string }[] = [
     seed: 101764,
     bug: 'a bug of the checker, not of the cluster: with check-quorum off, a deposed leader that had not yet heard of the new term still thought it led when the run ended, the checker took its log as the final one and reported the new leader’s acknowledged write missing (the checker now takes the leader of the newest term)',
   },
+  {
+    seed: 211030,
+    bug: 'two gaps of the simulation, not of the cluster, reported as "no write for 30 s after the faults healed" while a leader stood ready: the read-only replica was added by a configuration entry a later leader dropped and never again (a server re-adds it from gossip every second; the simulation now retries every 500 ms throughout), so probes sent to it waited for a leader it never heard of; and each liveness probe started from a random node without following the "not leader" answer of the one before (it now does, as clients do)',
+  },
 ];

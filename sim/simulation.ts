@@ -218,10 +218,15 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   }
 
   if (lateLearners) {
+    // As a server's gossip does each second: whoever leads adds the read-only replicas it lacks,
+    // again after a new leader's log dropped an uncommitted configuration entry that added them.
     const joinAtMs = random.fork('late-learners').between(500, faultPhaseMs / 2);
+    let added = false;
     const tryToAdd = (): void => {
-      if (cluster.addLateLearners()) note('the leader added the read-only replica');
-      else scheduler.after(500, tryToAdd);
+      const members = cluster.addLateLearners();
+      if (members && !added) note('the leader added the read-only replica');
+      added = members;
+      scheduler.after(500, tryToAdd);
     };
     scheduler.at(joinAtMs, tryToAdd);
   }

@@ -58,9 +58,12 @@ export class Workload {
     }
   }
 
+  /** The liveness probe's client: it follows "not leader" answers from one probe to the next, as real clients do. */
+  private readonly probeState: ClientState = { leader: undefined, revisions: new Map() };
+
   /** One acknowledged append after faults healed: the liveness probe. */
   async probeWrite(random: SimRandom): Promise<boolean> {
-    const state: ClientState = { leader: undefined, revisions: new Map() };
+    const state = this.probeState;
     const operation = await this.append(-1, random, state, 'probe', 'any', [this.nextEventId(-1)], undefined);
     return operation.outcome === 'ok';
   }
