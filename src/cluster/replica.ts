@@ -490,10 +490,15 @@ export class Replica {
   }
 
   /**
-   * Resolves when this node takes writes. A leader still taking over, or a node that knows no
-   * leader yet, waits up to the write timeout; a follower answers at once with where the leader is.
+   * `undefined` when this node takes writes now; otherwise a promise that resolves once it does. A
+   * leader still taking over, or a node that knows no leader yet, waits up to the write timeout;
+   * a follower is refused at once with where the leader is.
    */
-  async admitWrite(): Promise<void> {
+  admitWrite(): Promise<void> | undefined {
+    return this.writable ? undefined : this.admitWriteWhenWritable();
+  }
+
+  private async admitWriteWhenWritable(): Promise<void> {
     if (this.writable) return;
     const leader = this.status.leader;
     if (leader !== undefined && leader !== this.options.id) throw this.notLeader('this node is a follower; writes go to the leader');

@@ -22,10 +22,12 @@ export interface Committer {
    */
   propose(type: number, frame: Uint8Array): Proposal;
   /**
-   * Resolves when this node may decide a write now; rejects (not leader, no quorum) when it may
-   * not. A cluster waits here, boundedly, while a new leader finishes taking over.
+   * `undefined` when this node may decide a write now (the common case, which then costs no
+   * promise and no turn of the event loop); otherwise a promise that resolves once it may, or
+   * rejects (not leader, no quorum). A cluster waits there, boundedly, while a new leader
+   * finishes taking over.
    */
-  admitWrite?(): Promise<void>;
+  admitWrite?(): Promise<void> | undefined;
 }
 
 /** A cluster of one: a record is committed when the local log has it durably. */

@@ -126,6 +126,17 @@ export interface StoreObserver {
   flushed(frames: number, bytes: number, syncMs: number): void;
 }
 
+/** Proposals committed together (see `commitGroupFor`). */
+interface CommitGroup {
+  committed: Promise<void>;
+  /** Where the group's last record ends. */
+  end: number;
+  /** Resolves once the group is committed and applied; rejects as the commit did. */
+  applied: Promise<void>;
+  /** `applied` as writers see it: a storage failure becomes a `StorageFailureError`. */
+  settled: Promise<void>;
+}
+
 /** The state the write path decides on: the committed state plus every write still in flight. */
 interface WriteView extends StreamView {
   metadata: StreamMetadata | undefined;
@@ -163,7 +174,7 @@ export class EventStore {
   /** Writes proposed and not yet applied, in log order, from `inFlightHead` on. */
   private inFlight: InFlightWrite[] = [];
   private inFlightHead = 0;
-  private commitGroup: { committed: Promise<void>; end: number; applied: Promise<void> } | undefined;
+  private commitGroup: CommitGroup | undefined;
   private readonly recentRecords = new RecentRecords(RECENT_RECORDS_MAX);
   private readonly commitListeners = new Set<(position: number) => void>();
   private readonly metadataCache = new Map<string, StreamMetadata | undefined>();
@@ -238,9 +249,14 @@ export class EventStore {
    * before its term: elsewhere it fails ("not leader", with where the leader is) before it is
    * checked against state that may be stale. A single node always admits.
    */
-  private async admitWrite(): Promise<void> {
-    if (this.committer.admitWrite) await this.committer.admitWrite();
-    this.assertUsable();
+  /** `undefined` when a write may be decided now, else what to wait for first (see `Committer.admitWrite`). */
+  private admitWrite(): Promise<void> | undefined {
+    const waiting = this.committer.admitWrite?.();
+    if (!waiting) {
+      this.assertUsable();
+      return undefined;
+    }
+    return waiting.then(() => this.assertUsable());
   }
 
   private now(): number {
@@ -260,14 +276,15 @@ export class EventStore {
   }
 
   private async append(stream: string, expected: ExpectedState, prepared: PreparedEvent[]): Promise<AppendResult> {
-    await this.admitWrite();
+    const admission = this.admitWrite();
+    if (admission) await admission;
     if (prepared.length === 0) {
       const view = this.latestView(stream);
       if (view.tombstoned) throw new StreamDeletedError(stream);
       if (!expectedStateHolds(expected, view)) throw wrongExpectedVersion(stream, expected, view, 'append to');
       // Answer from committed state only: wait out the stream's writes in flight, then decide again.
       if (this.pendingViews.has(stream) && this.commitGroup) {
-        await this.committed(this.commitGroup.applied);
+        await this.commitGroup.settled;
         return this.append(stream, expected, prepared);
       }
       const record = this.index.getStream(stream);
@@ -353,7 +370,8 @@ export class EventStore {
     let total = 0;
     for (const request of parsed) for (const event of request.prepared) total += event.data.byteLength + event.metadata.byteLength;
     if (total > this.limits.maxAppendSizeBytes) throw new MaximumAppendSizeExceededError(total, this.limits.maxAppendSizeBytes, 'the multi-stream append');
-    await this.admitWrite();
+    const admission = this.admitWrite();
+    if (admission) await admission;
     const plans = parsed.map((request) => ({ request, plan: this.planAppend(request.stream, request.expected, request.prepared) }));
     const retries = plans.filter(({ plan }) => plan.kind === 'retry');
     if (retries.length === plans.length) {
@@ -449,11 +467,11 @@ export class EventStore {
       });
       streams[i] = stream;
     }
-    const applied = this.appliedPromiseFor(proposal);
-    const batches = batchesOfRecord(toEncode, entryOffsets, payload, record.position, applied);
+    const group = this.commitGroupFor(proposal);
+    const batches = batchesOfRecord(toEncode, entryOffsets, payload, record.position, group.applied);
     this.inFlight.push({ record, events: toEncode, entryOffsets, streams, batches });
     for (const batch of batches) this.window.add(batch);
-    await this.committed(applied);
+    await group.settled;
     this.observer?.written(toEncode.length, payload.byteLength);
     return {
       commitPosition: record.position,
@@ -465,16 +483,16 @@ export class EventStore {
   }
 
   /**
-   * The promise that resolves once a proposal is committed and applied. Proposals committed
-   * together (one group commit) share one promise and one apply, so a batch costs one of each.
+   * The group a proposal commits with. Proposals committed together (one group commit) share one
+   * promise, one apply and one promise for their writers to wait on, so a batch costs one of each.
    */
-  private appliedPromiseFor(proposal: Proposal): Promise<void> {
+  private commitGroupFor(proposal: Proposal): CommitGroup {
     const group = this.commitGroup;
     if (group && group.committed === proposal.committed) {
       group.end = proposal.end;
-      return group.applied;
+      return group;
     }
-    const next = { committed: proposal.committed, end: proposal.end, applied: Promise.resolve() };
+    const next: CommitGroup = { committed: proposal.committed, end: proposal.end, applied: Promise.resolve(), settled: Promise.resolve() };
     next.applied = proposal.committed.then(
       () => this.applyCommitted(next.end),
       (error: unknown) => {
@@ -485,8 +503,10 @@ export class EventStore {
       },
     );
     next.applied.catch(() => undefined);
+    next.settled = this.committed(next.applied);
+    next.settled.catch(() => undefined);
     this.commitGroup = next;
-    return next.applied;
+    return next;
   }
 
   /** Waits for a write to be committed and applied, turning a storage failure into its typed error. */
@@ -671,7 +691,8 @@ export class EventStore {
     validateUserWritableStream(stream);
     if (isMetastream(stream)) throw new InvalidArgumentError(`a metadata stream ('${stream}') cannot be deleted; delete '${streamOfMetastream(stream)}'`);
     const expected = parseExpectedState(options.expectedState);
-    await this.admitWrite();
+    const admission = this.admitWrite();
+    if (admission) await admission;
     const view = this.latestView(stream);
     if (view.tombstoned) throw new StreamDeletedError(stream);
     if (!expectedStateHolds(expected, view)) throw wrongExpectedVersion(stream, expected, view, 'delete');
@@ -687,7 +708,8 @@ export class EventStore {
     validateUserWritableStream(stream);
     if (isMetastream(stream)) throw new InvalidArgumentError(`a metadata stream ('${stream}') cannot be tombstoned; tombstone '${streamOfMetastream(stream)}'`);
     const expected = parseExpectedState(options.expectedState);
-    await this.admitWrite();
+    const admission = this.admitWrite();
+    if (admission) await admission;
     const view = this.latestView(stream);
     if (view.tombstoned) throw new StreamDeletedError(stream);
     if (!expectedStateHolds(expected, view)) throw wrongExpectedVersion(stream, expected, view, 'tombstone');

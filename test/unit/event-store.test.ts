@@ -13,6 +13,7 @@ import {
   type EventData,
   type RecordedEvent,
 } from '../../src/embedded/index.js';
+import { LocalCommitter } from '../../src/store/committer.js';
 import { makeTempDirectory } from '../helpers/temp-directory.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -593,6 +594,57 @@ describe('live notification', () => {
     const waiting = store.waitForCommitAfter(store.position);
     await store.appendToStream('s', events('C'));
     await waiting;
+    await store.close();
+  });
+});
+
+describe('write admission', () => {
+  /** A store whose committer is the local one, counting proposals, admitting writes as told. */
+  async function storeAdmitting(admitWrite: () => Promise<void> | undefined): Promise<{ store: EventStore; proposals: () => number }> {
+    let proposals = 0;
+    const store = await EventStore.open({
+      inMemory: true,
+      replication: {
+        committer: (log) => {
+          const local = new LocalCommitter(log);
+          return {
+            propose: (type, frame) => {
+              proposals++;
+              return local.propose(type, frame);
+            },
+            admitWrite,
+          };
+        },
+      },
+    });
+    return { store, proposals: () => proposals };
+  }
+
+  it('proposes within the call when the committer admits writes at once: no promise or turn of the event loop first', async () => {
+    const { store, proposals } = await storeAdmitting(() => undefined);
+    const first = store.appendToStream('s', events('A'));
+    const second = store.appendToStream('s', events('B'), { expectedState: 0n });
+    assert.equal(proposals(), 2);
+    assert.equal((await first).nextExpectedRevision, 0);
+    assert.equal((await second).nextExpectedRevision, 1);
+    await store.close();
+  });
+
+  it('waits while the committer holds writes back, and fails the append when it refuses', async () => {
+    let admit!: () => void;
+    let refuse = false;
+    const { store, proposals } = await storeAdmitting(() =>
+      refuse ? Promise.reject(new Error('no quorum')) : new Promise<void>((resolve) => (admit = resolve)),
+    );
+    const held = store.appendToStream('s', events('A'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(proposals(), 0);
+    admit();
+    assert.equal((await held).nextExpectedRevision, 0);
+    assert.equal(proposals(), 1);
+    refuse = true;
+    await assert.rejects(store.appendToStream('s', events('B')), /no quorum/);
+    assert.equal(proposals(), 1);
     await store.close();
   });
 });
