@@ -3,8 +3,9 @@
  * measured in the same run.
  *
  * 1. What users get: the official client (@kurrent/kurrentdb-client, BatchAppend path) against
- *    a Chronicle node, and against a no-op protocol stub that answers every BatchAppend at once.
- *    The ratio says how much of the client's ceiling the server leaves on the table.
+ *    a Chronicle node, and against a no-op protocol stub that answers every BatchAppend at once,
+ *    each in its own process. The ratio says how much of the client's ceiling the server leaves
+ *    on the table.
  * 2. Server capacity: a lean load generator (BatchAppend frames encoded before the clock starts,
  *    one HTTP/2 session) against the node, with the node's CPU time per acknowledged append.
  *
@@ -14,7 +15,8 @@
  *
  * Options: --seconds N per scenario (default 3), --quick, --scenario 64x1 (only that many in
  * flight × events per append; repeatable), --sections 1,2 (only those parts), --repeat N (part 1: N alternating
- * runs of each side; the throughputs are their medians, the ratio the median of each pair's ratio).
+ * runs of each side; the throughputs are their medians, the ratio the median of each pair's ratio),
+ * --stub in-client (the stub inside this process, on the client's thread, as before 2026-11-22).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -24,6 +26,7 @@ import http2 from 'node:http2';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { KurrentDBClient, binaryEvent } from '@kurrent/kurrentdb-client';
 import pg from 'pg';
@@ -41,8 +44,11 @@ const { values } = parseArgs({
     scenario: { type: 'string', multiple: true },
     sections: { type: 'string', default: '1,2,3,4' },
     repeat: { type: 'string', default: '1' },
+    stub: { type: 'string', default: 'process' },
+    'serve-stub': { type: 'string' },
   },
 });
+if (values.stub !== 'process' && values.stub !== 'in-client') throw new Error(`--stub must be 'process' or 'in-client', not '${values.stub}'`);
 const sections = new Set(values.sections.split(',').map((section) => section.trim()));
 const scenarioMs = values.quick ? 500 : Number(values.seconds) * 1000;
 const EVENT_BYTES = 200;
@@ -101,8 +107,29 @@ function cpuMicros(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
-/** The reference: answers every BatchAppend at once and stores nothing. */
+/**
+ * The reference, in its own process like the node (`--stub process`, the default), or inside
+ * the client's process (`--stub in-client`), where serving it takes the client's own thread.
+ */
 async function startStub(): Promise<{ port: number; stop: () => Promise<void> }> {
+  if (values.stub === 'in-client') return serveStub(0);
+  const port = await freePort();
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-stub', String(port)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const killStub = () => child.kill('SIGKILL');
+  process.once('exit', killStub);
+  await waitForPort(port);
+  return {
+    port,
+    stop: async () => {
+      process.off('exit', killStub);
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
+/** The reference: answers every BatchAppend at once and stores nothing. */
+async function serveStub(port: number): Promise<{ port: number; stop: () => Promise<void> }> {
   const server = new GrpcServer({ maxReceiveMessageBytes: 64 * 1024 * 1024 });
   server.addMethod({
     kind: 'bidi',
@@ -118,7 +145,7 @@ async function startStub(): Promise<{ port: number; stop: () => Promise<void> }>
     },
   });
   registerNodeServices(server, { instanceId: randomUUID(), advertisedHost: '127.0.0.1', advertisedPort: 0, version: '24.10.0' }, undefined);
-  const address = await server.listen('127.0.0.1', 0);
+  const address = await server.listen('127.0.0.1', port);
   return { port: address.port, stop: () => server.close() };
 }
 
@@ -369,4 +396,9 @@ async function fanOut(port: number, subscribers: number, appends: number): Promi
   return { p50: at(0.5), p99: at(0.99) };
 }
 
-await main();
+if (values['serve-stub'] !== undefined) {
+  const stub = await serveStub(Number(values['serve-stub']));
+  process.once('SIGTERM', () => void stub.stop().then(() => process.exit(0)));
+} else {
+  await main();
+}
