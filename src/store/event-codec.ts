@@ -203,12 +203,12 @@ export function decodeEvents(payload: Uint8Array, commitPosition: number): Store
   return entryOffsetsOf(payload).map((offset) => decodeEventAt(payload, offset, commitPosition));
 }
 
-/** The prepare position of the entry at `entryOffset` of the record at `commitPosition`. */
 /** Where the 16 bytes of an event's id start, given where its entry starts. */
 export function eventIdOffset(entryOffset: number): number {
   return entryOffset + 12;
 }
 
+/** The prepare position of the entry at `entryOffset` of the record at `commitPosition`. */
 export function preparePositionOf(commitPosition: number, entryOffset: number): number {
   return commitPosition + FRAME_HEADER_BYTES + entryOffset;
 }

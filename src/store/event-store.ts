@@ -247,9 +247,9 @@ export class EventStore {
   /**
    * In a cluster, a write is decided only by a leader that has applied everything committed
    * before its term: elsewhere it fails ("not leader", with where the leader is) before it is
-   * checked against state that may be stale. A single node always admits.
+   * checked against state that may be stale. A single node always admits. `undefined` when the
+   * write may be decided now, else what to wait for first (see `Committer.admitWrite`).
    */
-  /** `undefined` when a write may be decided now, else what to wait for first (see `Committer.admitWrite`). */
   private admitWrite(): Promise<void> | undefined {
     const waiting = this.committer.admitWrite?.();
     if (!waiting) {
