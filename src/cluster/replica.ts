@@ -499,7 +499,6 @@ export class Replica {
   }
 
   private async admitWriteWhenWritable(): Promise<void> {
-    if (this.writable) return;
     const leader = this.status.leader;
     if (leader !== undefined && leader !== this.options.id) throw this.notLeader('this node is a follower; writes go to the leader');
     if (await this.waitUntilWritable(this.writeTimeoutMs)) return;

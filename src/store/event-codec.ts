@@ -186,7 +186,7 @@ export function decodeEventAt(payload: Uint8Array, entryOffset: number, commitPo
   return {
     stream,
     revision: readUint64(view, entryOffset + 4),
-    id: bytes.subarray(eventIdOffset(entryOffset), eventIdOffset(entryOffset) + 16),
+    id: bytes.subarray(eventIdOffset(entryOffset), eventIdOffset(entryOffset) + EVENT_ID_BYTES),
     type,
     isJson: (view.getUint8(entryOffset + 36) & FLAG_JSON) !== 0,
     createdMicros: view.getFloat64(entryOffset + 28, true),
@@ -203,7 +203,10 @@ export function decodeEvents(payload: Uint8Array, commitPosition: number): Store
   return entryOffsetsOf(payload).map((offset) => decodeEventAt(payload, offset, commitPosition));
 }
 
-/** Where the 16 bytes of an event's id start, given where its entry starts. */
+/** The length of an event id (a UUID's 16 bytes). */
+export const EVENT_ID_BYTES = 16;
+
+/** Where the bytes of an event's id start, given where its entry starts. */
 export function eventIdOffset(entryOffset: number): number {
   return entryOffset + 12;
 }

@@ -1,3 +1,4 @@
+import { EVENT_ID_BYTES } from './event-codec.js';
 import type { StreamView } from './expected-state.js';
 import { IdTable } from './id-table.js';
 
@@ -32,8 +33,8 @@ export interface IdempotencyWindowLimits {
 
 export const DEFAULT_IDEMPOTENCY_WINDOW: IdempotencyWindowLimits = { maxEvents: 100_000, maxAgeMs: 24 * 60 * 60 * 1000 };
 
-/** The length of an event id, and of each id in `WrittenBatch.ids`. */
-export const ID_BYTES = 16;
+/** The length of each id in `WrittenBatch.ids`. */
+export const ID_BYTES = EVENT_ID_BYTES;
 
 /**
  * The recent event ids, by count and by age. It is derived from the log (rebuilt from the log's
