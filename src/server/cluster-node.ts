@@ -293,6 +293,13 @@ function admitCall(context: CallContext, replica: Replica): void {
  * The members as clients see them (Gossip.Read). Gossip answers are up to an interval old; who
  * leads is known sooner from Raft, so the leader this node follows is shown as Leader and a stale
  * "Leader" elsewhere as Unknown — a client discovering now goes straight to the right node.
+ *
+ * A live voter without a leader (an election, the cluster forming, a quorum lost) is shown as a
+ * Follower, as Raft has it: the official clients' discovery skips Unknown members and gives up
+ * after ten rounds, and the 1.x client then fails every later call at once, for good, even once
+ * the cluster is back (it keeps the failed server-features lookup). A follower is where a client
+ * should wait: it holds a write until a leader is known and then names it, or fails it as "no
+ * quorum" after the write timeout, which sends the client back to discovery.
  */
 function clusterView(members: KnownMember[], replica: Replica): ClusterMember[] {
   const leader = replica.leaderId;
@@ -301,6 +308,8 @@ function clusterView(members: KnownMember[], replica: Replica): ClusterMember[] 
     if (i > 0 && leader !== undefined) {
       if (member.id === leader && member.isAlive) state = 'Leader';
       else if (member.state === 'Leader' || member.state === 'PreLeader') state = 'Unknown';
+    } else if (member.state === 'Unknown' && member.isAlive && !member.readOnlyReplica) {
+      state = 'Follower';
     }
     return { instanceId: member.instanceId, state, isAlive: member.isAlive, host: member.externalHttp.host, port: member.externalHttp.port };
   });

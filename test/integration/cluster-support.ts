@@ -1,4 +1,5 @@
 import { connect as connectHttp2 } from 'node:http2';
+import { join } from 'node:path';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { freePort, ServerProcess } from './server-process.js';
 
@@ -46,21 +47,29 @@ export function leaderIn(members: GossipMember[]): GossipMember | undefined {
 }
 
 /** Starts `size` nodes on free ports; replication of each goes through a proxy when asked. */
-export async function startCluster(size: number, withProxies: boolean): Promise<{ nodes: ServerProcess[]; proxies: TcpProxy[]; gossipPorts: number[]; externalPorts: number[] }> {
+/**
+ * Starts `size` nodes on free loopback ports, on --mem-db or, with `dataRoot`, each on its own
+ * --db under it; `commandLines[i]` starts node i again (a restart on its data).
+ */
+export async function startCluster(
+  size: number,
+  withProxies: boolean,
+  dataRoot?: string,
+): Promise<{ nodes: ServerProcess[]; proxies: TcpProxy[]; gossipPorts: number[]; externalPorts: number[]; commandLines: string[][] }> {
   const ports = await Promise.all(Array.from({ length: size * 3 }, () => freePort()));
   const replication = ports.slice(0, size);
   const gossipPorts = ports.slice(size, size * 2);
   const externalPorts = ports.slice(size * 2);
   const proxies = withProxies ? await Promise.all(replication.map((port) => TcpProxy.start({ host: '127.0.0.1', port }))) : [];
-  const nodes = await Promise.all(
-    Array.from({ length: size }, (_, i) => {
-      const seeds = gossipPorts.filter((_, j) => j !== i).map((port) => `127.0.0.1:${port}`).join(',');
-      const args = ['--insecure', '--mem-db', '--int-ip', '127.0.0.1', '--ext-ip', '127.0.0.1', `--int-tcp-port=${replication[i]}`, `--int-http-port=${gossipPorts[i]}`, `--ext-http-port=${externalPorts[i]}`, `--cluster-size=${size}`, '--discover-via-dns=false', `--gossip-seed=${seeds}`];
-      if (withProxies) args.push(`--int-tcp-port-advertise-as=${proxies[i]!.port}`);
-      return ServerProcess.startCommandLine(args, '127.0.0.1', externalPorts[i]!);
-    }),
-  );
-  return { nodes, proxies, gossipPorts, externalPorts };
+  const commandLines = Array.from({ length: size }, (_, i) => {
+    const seeds = gossipPorts.filter((_, j) => j !== i).map((port) => `127.0.0.1:${port}`).join(',');
+    const storage = dataRoot === undefined ? ['--mem-db'] : ['--db', join(dataRoot, `node${i + 1}`)];
+    const args = ['--insecure', ...storage, '--int-ip', '127.0.0.1', '--ext-ip', '127.0.0.1', `--int-tcp-port=${replication[i]}`, `--int-http-port=${gossipPorts[i]}`, `--ext-http-port=${externalPorts[i]}`, `--cluster-size=${size}`, '--discover-via-dns=false', `--gossip-seed=${seeds}`];
+    if (withProxies) args.push(`--int-tcp-port-advertise-as=${proxies[i]!.port}`);
+    return args;
+  });
+  const nodes = await Promise.all(commandLines.map((args, i) => ServerProcess.startCommandLine(args, '127.0.0.1', externalPorts[i]!)));
+  return { nodes, proxies, gossipPorts, externalPorts, commandLines };
 }
 
 /** One unary gRPC call on a fresh HTTP/2 connection; resolves with the grpc-status. */

@@ -635,6 +635,55 @@ describe('fault tests on free ports: a partitioned leader, a five-node cluster',
     }
   });
 
+  it('a majority down for longer than the client’s discovery lasts: the same client object writes again once a node is back', async () => {
+    const dataRoot = await mkdtemp(join(tmpdir(), 'chronicle-majority-lost-'));
+    const { nodes, gossipPorts, externalPorts, commandLines } = await startCluster(3, false, dataRoot);
+    const client = kurrent.KurrentDBClient.connectionString(`kurrentdb://${externalPorts.map((port) => `127.0.0.1:${port}`).join(',')}?tls=false`);
+    // One writer retrying all along, as an application would; bounded by `stop` and the test's time.
+    const writes = { acknowledgedAt: [] as number[], failures: 0, stop: false };
+    let writer: Promise<void> | undefined;
+    try {
+      const view = await waitForGossip(gossipPorts, (members) => leaderIn(members) !== undefined && members.filter((m) => m.isAlive && m.state === 'Follower').length === 2, FORM_TIMEOUT_MS, 'a leader and two followers');
+      const leaderIndex = externalPorts.indexOf(leaderIn(view)!.externalHttp.port);
+      const followerIndex = [0, 1, 2].find((i) => i !== leaderIndex)!;
+      const survivorIndex = [0, 1, 2].find((i) => i !== leaderIndex && i !== followerIndex)!;
+      writer = (async () => {
+        const stopAt = Date.now() + 90_000;
+        while (!writes.stop && Date.now() < stopAt) {
+          const ok = await client.appendToStream('majority-lost', kurrent.jsonEvent({ type: 'write', data: {} })).then(() => true, () => false);
+          if (ok) writes.acknowledgedAt.push(Date.now());
+          else {
+            writes.failures++;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+        }
+      })();
+      const deadline = Date.now() + 10_000;
+      while (writes.acknowledgedAt.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.ok(writes.acknowledgedAt.length > 0, 'the writer writes while the cluster is whole');
+      await Promise.all([nodes[leaderIndex]!.kill(), nodes[followerIndex]!.kill()]);
+      // Long enough for the survivor to see both dead and for the client to run discovery many
+      // times: while no member was shown in a state the client accepts, it gave up here for good.
+      await waitForGossip([gossipPorts[survivorIndex]!], (members) => members.filter((m) => m.isAlive).length === 1, 10_000, 'the survivor to see the other two dead');
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      const failuresWhileDown = writes.failures;
+      assert.ok(failuresWhileDown > 0, 'writes fail while a majority is down');
+      nodes[followerIndex] = await ServerProcess.startCommandLine(commandLines[followerIndex]!, '127.0.0.1', externalPorts[followerIndex]!);
+      const restartedAt = Date.now();
+      const resumeDeadline = restartedAt + 30_000;
+      while (!writes.acknowledgedAt.some((at) => at > restartedAt) && Date.now() < resumeDeadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      const resumedAt = writes.acknowledgedAt.find((at) => at > restartedAt);
+      assert.ok(resumedAt !== undefined, `the same client object writes again once a majority is back (${writes.failures - failuresWhileDown} failed attempts after the restart)`);
+      process.stderr.write(`majority back: the client wrote again ${resumedAt - restartedAt} ms after the restart (${failuresWhileDown} failed attempts while down)\n`);
+    } finally {
+      writes.stop = true;
+      await writer;
+      await client.dispose();
+      await Promise.all(nodes.map((node) => node.stop()));
+      await rm(dataRoot, { recursive: true, force: true });
+    }
+  });
+
   it('a five-node cluster keeps taking writes with two nodes killed (the leader among them)', async () => {
     const { nodes, gossipPorts, externalPorts } = await startCluster(5, false);
     const connection = `kurrentdb://${externalPorts.map((port) => `127.0.0.1:${port}`).join(',')}?tls=false`;
