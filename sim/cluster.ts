@@ -55,6 +55,7 @@ interface SimNode {
   replica: Replica | undefined;
   /** The node's persistent subscription groups, hosted while it leads (as on a real node). */
   subscriptions: PersistentSubscriptionHost | undefined;
+  hosting: LeaderHosting | undefined;
   incarnation: number;
   up: boolean;
   random: SimRandom;
@@ -79,7 +80,7 @@ export class SimCluster {
   ) {
     this.electionStorm = config.electionStorm;
     for (const id of [...config.voters, ...config.learners]) {
-      const node: SimNode = { id, disk: new MemoryFileSystem(), fenced: undefined, replica: undefined, subscriptions: undefined, incarnation: 0, up: false, random: random.fork(`node/${id}`) };
+      const node: SimNode = { id, disk: new MemoryFileSystem(), fenced: undefined, replica: undefined, subscriptions: undefined, hosting: undefined, incarnation: 0, up: false, random: random.fork(`node/${id}`) };
       this.nodes.set(id, node);
       network.register(id, (from, message) => {
         if (node.up) node.replica?.receive(from, message);
@@ -110,6 +111,18 @@ export class SimCluster {
     if (!leader) return false;
     for (const learner of this.config.learners) leader.addLearner(learner);
     return this.config.learners.every((learner) => leader.membership.learners.includes(learner));
+  }
+
+  /**
+   * The node's leader hands leadership over as a server does for `ResignNode` and before a
+   * graceful stop: the persistent subscriptions' acknowledgements are committed, then a transfer
+   * to the voter furthest along. False if it does not lead (or leads no longer) or none can take over.
+   */
+  async handOver(id: string): Promise<boolean> {
+    const node = this.nodes.get(id)!;
+    const replica = node.up ? node.replica : undefined;
+    if (!replica || !node.hosting) return false;
+    return node.hosting.handOver(() => replica.resign());
   }
 
   replicaOf(id: string): Replica | undefined {
@@ -220,7 +233,8 @@ export class SimCluster {
         },
       });
       node.subscriptions = host;
-      const hosting = new LeaderHosting(host, () => alive() && replica.writable, () => undefined);
+      const hosting = new LeaderHosting(host, () => alive() && replica.writable, () => undefined, () => replica.handingOver);
+      node.hosting = hosting;
       const follow = (): void => {
         hosting.follow();
         schedule(100, follow);
@@ -244,6 +258,7 @@ export class SimCluster {
     node.fenced?.fence();
     node.replica = undefined;
     node.subscriptions = undefined;
+    node.hosting = undefined;
     this.network.down(id);
     node.disk.crash(tearKeepFraction === undefined ? {} : { tearLastWrite: { keepFraction: tearKeepFraction } });
   }
@@ -289,6 +304,7 @@ export class SimCluster {
       node.up = false;
       await node.subscriptions?.stop(false, 'the simulation ends').catch(() => undefined);
       node.subscriptions = undefined;
+      node.hosting = undefined;
       await node.replica?.close().catch(() => undefined);
       node.replica = undefined;
     }

@@ -32,4 +32,8 @@ export const REGRESSION_SEEDS: readonly { seed: number; bug: string }[] = [
     seed: 211030,
     bug: 'two gaps of the simulation, not of the cluster, reported as "no write for 30 s after the faults healed" while a leader stood ready: the read-only replica was added by a configuration entry a later leader dropped and never again (a server re-adds it from gossip every second; the simulation now retries every 500 ms throughout), so probes sent to it waited for a leader it never heard of; and each liveness probe started from a random node without following the "not leader" answer of the one before (it now does, as clients do)',
   },
+  {
+    seed: 400084,
+    bug: 'a leader whose handover gave up (its target could not catch up within an election timeout, here behind a partition) went on leading but never hosted its persistent subscription groups again: their consumers got nothing more (found when the simulator began handing leadership over, as ResignNode and a graceful stop of the leader do; unit test: "persistent subscriptions follow leadership")',
+  },
 ];

@@ -50,6 +50,8 @@ export interface FaultClasses {
   electionStorm: boolean;
   /** Nodes crash (and come back quickly) right as an election runs: what a lost vote needs. */
   electionCrashes: boolean;
+  /** The leader hands leadership over (`ResignNode`), sometimes to go down right after, as a graceful stop does. */
+  handovers: boolean;
 }
 
 export interface SimulationReport {
@@ -96,6 +98,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     slowNetwork: setup.chance(0.25),
     electionStorm: setup.chance(0.25),
     electionCrashes: setup.chance(0.4),
+    // Its own stream, so that the recorded seeds draw everything else as before it existed.
+    handovers: random.fork('handovers').chance(0.3),
   };
   const voterCount = setup.chance(0.2) ? 5 : 3;
   // Raft's optional protections are settings: some seeds run without them, as a user may.
@@ -309,6 +313,33 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     });
   };
   if (Object.values(classes).some(Boolean)) scheduleFault();
+
+  // Operators hand leadership over (`ResignNode`, or a graceful stop, which hands over and then
+  // goes — here as abruptly as a crash), on their own stream and schedule.
+  const handovers = random.fork('handover-times');
+  const scheduleHandover = (): void => {
+    const delay = handovers.between(1000, 4000);
+    if (scheduler.now + delay >= faultPhaseMs) return;
+    scheduler.after(delay, () => {
+      const leader = cluster.ids.find((id) => cluster.replicaOf(id)?.writable);
+      if (!leader) return scheduleHandover();
+      void cluster.handOver(leader).then((handed) => {
+        count(handed ? 'handover' : 'handover-refused');
+        note(`${leader} hands leadership over${handed ? '' : ' (refused)'}`);
+        if (handed && handovers.chance(0.5)) {
+          scheduler.after(handovers.between(0, 300), () => {
+            // Faults end with the fault phase: from then on every node is up and stays up.
+            if (!cluster.isUp(leader) || scheduler.now >= faultPhaseMs) return;
+            cluster.crash(leader, undefined);
+            count('crash-after-handover');
+            note(`FAULT crash ${leader} after handing over`);
+          });
+        }
+        scheduleHandover();
+      });
+    });
+  };
+  if (classes.handovers) scheduleHandover();
   const violations: Violation[] = [];
   let events = 0;
   try {

@@ -612,6 +612,11 @@ export class Replica {
     this.core.setElectionPenalty(ticks);
   }
 
+  /** A leadership transfer started by `resign` is under way. */
+  get handingOver(): boolean {
+    return this.core.handingOver;
+  }
+
   /** Hands leadership to another voter (the Operations service's resign). */
   resign(): boolean {
     const handed = this.core.resign();

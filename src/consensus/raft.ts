@@ -286,16 +286,24 @@ export class RaftNode<P> {
     this.noteStatus();
   }
 
-  /** Leaves leadership to whoever wins the next election (a resign). */
+  /**
+   * Hands leadership to the voter furthest along among those that answered in the current
+   * check-quorum period (a resign, or a leader stopping); a silent one only when none answered,
+   * since a transfer to a dead node holds writes back until the transfer times out.
+   */
   resign(): boolean {
     if (this.role !== 'leader') return false;
     let best: NodeId | undefined;
+    let bestAnswered = false;
     let bestMatch = -1;
     for (const voter of this.voters()) {
       if (voter === this.id) continue;
-      const match = this.progress.get(voter)?.match ?? 0;
-      if (match > bestMatch) {
+      const progress = this.progress.get(voter);
+      const answered = progress?.recentActive ?? false;
+      const match = progress?.match ?? 0;
+      if ((answered && !bestAnswered) || (answered === bestAnswered && match > bestMatch)) {
         best = voter;
+        bestAnswered = answered;
         bestMatch = match;
       }
     }
@@ -347,6 +355,11 @@ export class RaftNode<P> {
 
   get durableIndex(): number {
     return this.stableIndex;
+  }
+
+  /** A leadership transfer is under way (it ends when the target leads, or after an election timeout). */
+  get handingOver(): boolean {
+    return this.role === 'leader' && this.transferTarget !== undefined;
   }
 
   // ------------------------------------------------------------------ timeouts

@@ -157,7 +157,12 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
   };
   const gossipFollower = setInterval(followGossip, 1000);
   const persistentSubscriptions = new PersistentSubscriptionHost(replica.store, nodeHostEnvironment(logger));
-  const subscriptionHosting = new LeaderHosting(persistentSubscriptions, () => replica.writable, (error) => logger.warn({ err: error }, 'persistent subscriptions could not start; trying again'));
+  const subscriptionHosting = new LeaderHosting(
+    persistentSubscriptions,
+    () => replica.writable,
+    (error) => logger.warn({ err: error }, 'persistent subscriptions could not start; trying again'),
+    () => replica.handingOver,
+  );
   const subscriptionHostingJob = setInterval(() => subscriptionHosting.follow(), 100);
   const server = createExternalInterface(configuration, logger, replica.store, tls, {
     identity: {
@@ -181,6 +186,8 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
   });
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      // A node that failed (or never formed) has nothing to hand over.
+      if (exitCode === undefined && !replica.failed) await handOverBeforeStopping(replica, subscriptionHosting, logger);
       logger.info('stopping: no new calls; writes in flight finish, then the store is flushed and closed');
       clearInterval(gossipFollower);
       clearInterval(subscriptionHostingJob);
@@ -223,6 +230,34 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
       return exitCode;
     },
   };
+}
+
+/** How long a stopping leader waits for a follower to take over before it stops anyway. */
+const HANDOVER_BEFORE_STOP_MS = 2_000;
+
+/**
+ * A leader asked to stop hands leadership to a follower first, as `ResignNode` does: clients are
+ * sent to the new leader at once instead of after an election timeout, and the persistent
+ * subscriptions' acknowledgements are committed before it goes.
+ */
+async function handOverBeforeStopping(replica: Replica, hosting: LeaderHosting, logger: Logger): Promise<void> {
+  if (replica.raftStatus.role !== 'leader') return;
+  try {
+    if (!(await hosting.handOver(() => replica.resign()))) {
+      logger.info('stopping as the leader: no voter can take over now');
+      return;
+    }
+  } catch (error) {
+    logger.warn({ err: error }, 'stopping as the leader: handing leadership over failed');
+    return;
+  }
+  const deadline = Date.now() + HANDOVER_BEFORE_STOP_MS;
+  while (replica.raftStatus.role === 'leader' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  if (replica.raftStatus.role === 'leader') {
+    logger.warn(`no follower took over within ${HANDOVER_BEFORE_STOP_MS} ms; stopping anyway (the others elect a leader after an election timeout)`);
+  } else {
+    logger.info(`handed leadership to ${replica.leaderId ?? 'a follower'} before stopping`);
+  }
 }
 
 /**

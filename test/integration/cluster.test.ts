@@ -635,6 +635,53 @@ describe('fault tests on free ports: a partitioned leader, a five-node cluster',
     }
   });
 
+  it('a leader stopped with SIGTERM hands leadership to a follower first; the same client keeps writing, nothing acknowledged lost', async () => {
+    const { nodes, gossipPorts, externalPorts } = await startCluster(3, false);
+    const client = kurrent.KurrentDBClient.connectionString(`kurrentdb://${externalPorts.map((port) => `127.0.0.1:${port}`).join(',')}?tls=false`);
+    const writes = { acknowledged: 0, stop: false };
+    let writer: Promise<void> | undefined;
+    try {
+      const view = await waitForGossip(gossipPorts, (members) => leaderIn(members) !== undefined && members.filter((m) => m.isAlive && m.state === 'Follower').length === 2, FORM_TIMEOUT_MS, 'a leader and two followers');
+      const leader = leaderIn(view)!;
+      const leaderIndex = externalPorts.indexOf(leader.externalHttp.port);
+      writer = (async () => {
+        const stopAt = Date.now() + 60_000;
+        while (!writes.stop && Date.now() < stopAt) {
+          const ok = await client.appendToStream('handover', kurrent.jsonEvent({ type: 'write', data: {} })).then(() => true, () => false);
+          if (ok) writes.acknowledged++;
+          else await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })();
+      const deadline = Date.now() + 10_000;
+      while (writes.acknowledged < 20 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      const exit = await nodes[leaderIndex]!.stop();
+      assert.equal(exit.code, 0, 'the leader stops cleanly');
+      const handedTo = nodes[leaderIndex]!.logs.find((line) => line.includes('handed leadership to'));
+      assert.ok(handedTo, `the stopping leader handed over first:\n${nodes[leaderIndex]!.logText(15)}`);
+      const others = gossipPorts.filter((_, i) => i !== leaderIndex);
+      // Gossip about the stopped node is up to an interval old: wait for the others to show a new leader.
+      const after = await waitForGossip(others, (members) => leaderIn(members) !== undefined && leaderIn(members)!.id !== leader.id, 10_000, 'the follower that took over, as leader');
+      assert.ok(handedTo.includes(leaderIn(after)!.id), `${handedTo} names the new leader ${leaderIn(after)!.id}`);
+      const before = writes.acknowledged;
+      const resumeDeadline = Date.now() + 15_000;
+      while (writes.acknowledged < before + 20 && Date.now() < resumeDeadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.ok(writes.acknowledged >= before + 20, 'the same client writes on through the new leader');
+      writes.stop = true;
+      await writer;
+      const count = await readAfterLeaderChange(async () => {
+        let events = 0;
+        for await (const resolved of client.readStream('handover')) if (resolved.event) events++;
+        return events;
+      });
+      assert.ok(count >= writes.acknowledged, `every acknowledged write is there (${count} events, ${writes.acknowledged} acknowledged)`);
+    } finally {
+      writes.stop = true;
+      await writer;
+      await client.dispose();
+      await Promise.all(nodes.map((node) => node.stop()));
+    }
+  });
+
   it('a majority down for longer than the client’s discovery lasts: the same client object writes again once a node is back', async () => {
     const dataRoot = await mkdtemp(join(tmpdir(), 'chronicle-majority-lost-'));
     const { nodes, gossipPorts, externalPorts, commandLines } = await startCluster(3, false, dataRoot);

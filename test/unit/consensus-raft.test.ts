@@ -592,6 +592,22 @@ describe('Raft: leadership transfer', () => {
     assert.equal(cluster.resign(behind), false, 'only a leader resigns');
   });
 
+  it('resign passes over a voter that stopped answering, however far along it was', () => {
+    const cluster = threeNodes();
+    const leader = cluster.tickUntilLeader();
+    const [silent, answering] = othersThan(cluster, leader) as [string, string];
+    cluster.write('x'); // both hold everything: on a tie the first in line would be chosen
+    cluster.isolate(silent);
+    // Longer than a check-quorum period: the leader knows who answered in the latest one.
+    for (let tick = 0; tick < ELECTION_TICKS + 2; tick++) {
+      cluster.tick(leader);
+      cluster.stabilize();
+    }
+    assert.equal(cluster.status(leader).role, 'leader', 'one follower answering keeps the quorum');
+    assert.equal(cluster.resign(leader), true);
+    assert.deepEqual(cluster.leaders(), [answering]);
+  });
+
   it('while leadership is handed over, proposals are refused; a transfer that cannot finish gives up after an election timeout', () => {
     const cluster = threeNodes();
     const leader = cluster.tickUntilLeader();

@@ -7,22 +7,29 @@ import type { PersistentSubscriptionHost } from './host.js';
  * acknowledgements received so far before leadership moves, so none of them comes back.
  */
 export class LeaderHosting {
-  private handingOver = false;
+  /** Stopping the groups before a handover, then waiting for the transfer to end. */
+  private handover: 'none' | 'stopping' | 'transferring' = 'none';
 
+  /**
+   * @param transferring whether the transfer started by a handover is still under way; one that
+   *   gave up (its target never caught up) leaves this node leading, and the groups come back.
+   */
   constructor(
     private readonly host: PersistentSubscriptionHost,
     private readonly canWrite: () => boolean,
     private readonly onStartFailure: (error: unknown) => void,
+    private readonly transferring: () => boolean,
   ) {}
 
   /** Brings hosting in line with leadership; call it on every status change or periodically. */
   follow(): void {
     if (!this.canWrite()) {
-      this.handingOver = false;
+      this.handover = 'none';
       if (this.host.running) void this.host.stop(false, 'this node is no longer the leader; subscribe again to reach the new leader');
       return;
     }
-    if (this.handingOver || this.host.running) return;
+    if (this.handover === 'transferring' && !this.transferring()) this.handover = 'none';
+    if (this.handover !== 'none' || this.host.running) return;
     this.host.start().catch((error: unknown) => {
       if (this.canWrite()) this.onStartFailure(error);
     });
@@ -31,10 +38,10 @@ export class LeaderHosting {
   /** Commits the groups' acknowledgements, then hands leadership over with `resign`. */
   async handOver(resign: () => boolean): Promise<boolean> {
     if (!this.canWrite()) return false;
-    this.handingOver = true;
+    this.handover = 'stopping';
     await this.host.stop(true, 'the leader is handing over; subscribe again to reach the new leader');
     const handed = resign();
-    if (!handed) this.handingOver = false;
+    this.handover = handed ? 'transferring' : 'none';
     return handed;
   }
 }
