@@ -228,6 +228,7 @@ export class SimCluster {
         schedule,
         newId: () => this.nextUuid(),
         log: () => undefined,
+        confirmLeadership: () => replica.linearizableReadBarrier(),
         onAckStateCommitted: (definition, snapshot) => {
           if (alive()) this.observer.onAckStateCommitted(id, incarnation, host.epoch.number, definition.group, snapshot);
         },

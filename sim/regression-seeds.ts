@@ -36,4 +36,8 @@ export const REGRESSION_SEEDS: readonly { seed: number; bug: string }[] = [
     seed: 400084,
     bug: 'a leader whose handover gave up (its target could not catch up within an election timeout, here behind a partition) went on leading but never hosted its persistent subscription groups again: their consumers got nothing more (found when the simulator began handing leadership over, as ResignNode and a graceful stop of the leader do; unit test: "persistent subscriptions follow leadership")',
   },
+  {
+    seed: 405134,
+    bug: 'after a handover gave up, the old leader (deposed meanwhile without having heard of it, messages being slow) hosted its persistent subscription groups again from its own log and delivered messages the new leader had already committed as acknowledged; a host now confirms leadership with a read barrier before it loads (unit test: "a host in a cluster loads nothing before this node is confirmed as leader")',
+  },
 ];

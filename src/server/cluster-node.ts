@@ -156,7 +156,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
     }
   };
   const gossipFollower = setInterval(followGossip, 1000);
-  const persistentSubscriptions = new PersistentSubscriptionHost(replica.store, nodeHostEnvironment(logger));
+  const persistentSubscriptions = new PersistentSubscriptionHost(replica.store, { ...nodeHostEnvironment(logger), confirmLeadership: () => replica.linearizableReadBarrier() });
   const subscriptionHosting = new LeaderHosting(
     persistentSubscriptions,
     () => replica.writable,

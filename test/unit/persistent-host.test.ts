@@ -13,6 +13,7 @@ import {
   type GroupSettings,
   type SubscriptionMessage,
 } from '../../src/embedded/index.js';
+import { nodeHostEnvironment } from '../../src/subscriptions/persistent/host.js';
 
 /**
  * Persistent subscriptions in process, over an in-memory store: the host, its groups and the
@@ -237,6 +238,45 @@ test('metrics: each hosted group\u2019s consumers, in-flight, outstanding and pa
     assert.equal(value('chronicle_persistent_subscription_delivered'), 4);
     await host.stop(true, 'done');
     assert.doesNotMatch(await metrics.text(), /chronicle_persistent_subscription_consumers\{/, 'a node that stopped hosting reports no groups');
+  } finally {
+    await store.close();
+  }
+});
+
+test('a host in a cluster loads nothing before this node is confirmed as leader, and does not start if it is not', async () => {
+  const store = await EventStore.open({ inMemory: true });
+  try {
+    await append(store, 'confirmed', 3);
+    const setup = new PersistentSubscriptionHost(store);
+    await setup.start();
+    await setup.create(request('confirmed'));
+    await setup.stop(true, 'set up');
+
+    // A deposed leader that has not heard of it yet: the barrier fails, nothing is hosted.
+    const deposed = new PersistentSubscriptionHost(store, { ...nodeHostEnvironment(), confirmLeadership: () => Promise.reject(new Error('a newer leader exists')) });
+    await assert.rejects(deposed.start(), /a newer leader exists/);
+    assert.equal(deposed.running, false);
+    assert.throws(() => consumer(deposed, 'confirmed'), /not|serv/i, 'no consumer is served');
+
+    // A confirmed leader: the epoch begins when confirmation was asked for, the groups load after it.
+    const order: string[] = [];
+    let release!: () => void;
+    const confirmed = new PersistentSubscriptionHost(store, {
+      ...nodeHostEnvironment(),
+      confirmLeadership: () => {
+        order.push('confirm asked');
+        return new Promise<void>((resolve) => (release = resolve));
+      },
+    });
+    const starting = confirmed.start();
+    await until(() => order.length > 0, 'the confirmation to be asked for');
+    assert.equal(confirmed.running, false, 'not hosting while leadership is unconfirmed');
+    release();
+    await starting;
+    assert.equal(confirmed.running, true);
+    const reader = consumer(confirmed, 'confirmed');
+    await until(() => reader.received.length === 3, 'the three messages');
+    await confirmed.stop(true, 'done');
   } finally {
     await store.close();
   }

@@ -47,6 +47,14 @@ export interface HostEnvironment {
   log(level: 'info' | 'warn' | 'error', message: string, error?: unknown): void;
   /** Told after each ack state is committed (the simulator's checkers watch these). */
   onAckStateCommitted?(definition: GroupDefinition, snapshot: AckStateSnapshot<SubscriptionMessage, GroupPosition>): void;
+  /**
+   * In a cluster: resolves only once this node is known to lead now, with every committed entry
+   * applied (a linearizable read barrier), and rejects otherwise. The host waits for it before it
+   * loads the groups' state: hosting may start long after this node became leader (after a
+   * handover that gave up, a failed start, a restart of the subsystem), when a newer leader it
+   * has not heard of may have committed ack states this node's log lacks.
+   */
+  confirmLeadership?(): Promise<void>;
 }
 
 export interface GroupInfo {

@@ -70,7 +70,7 @@ export class PersistentSubscriptionHost {
     return { number: this.epochNumber, startedAt: this.epochStartedAt };
   }
 
-  /** Loads the definitions and starts every group. */
+  /** Loads the definitions and starts every group (in a cluster, once leadership is confirmed). */
   start(): Promise<void> {
     return this.serially(async () => {
       if (this.state === 'running' || this.state === 'starting') return;
@@ -82,6 +82,7 @@ export class PersistentSubscriptionHost {
         await Promise.allSettled(this.stoppedGroupsWriting.splice(0));
         this.epochNumber++;
         this.epochStartedAt = this.clock.now();
+        await this.clock.confirmLeadership?.();
         const { revision, definitions } = await this.readConfig();
         this.configRevision = revision;
         for (const definition of definitions) await this.startGroup(definition);

@@ -12,7 +12,8 @@ export class LeaderHosting {
 
   /**
    * @param transferring whether the transfer started by a handover is still under way; one that
-   *   gave up (its target never caught up) leaves this node leading, and the groups come back.
+   *   gave up (its target never caught up) leaves this node leading, and the groups come back
+   *   (the host confirms leadership before it loads them: see `HostEnvironment.confirmLeadership`).
    */
   constructor(
     private readonly host: PersistentSubscriptionHost,
