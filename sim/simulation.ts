@@ -336,7 +336,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
           });
         }
         scheduleHandover();
-      });
+      }, scheduleHandover);
     });
   };
   if (classes.handovers) scheduleHandover();

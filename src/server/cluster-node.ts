@@ -186,11 +186,12 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
   });
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      // The groups are not hosted again from here on, whatever becomes of the handover.
+      clearInterval(subscriptionHostingJob);
       // A node that failed (or never formed) has nothing to hand over.
       if (exitCode === undefined && !replica.failed) await handOverBeforeStopping(replica, subscriptionHosting, logger);
       logger.info('stopping: no new calls; writes in flight finish, then the store is flushed and closed');
       clearInterval(gossipFollower);
-      clearInterval(subscriptionHostingJob);
       await server.close();
       await persistentSubscriptions.stop(true, 'the node is shutting down');
       await gossip.close();
@@ -252,9 +253,10 @@ async function handOverBeforeStopping(replica: Replica, hosting: LeaderHosting, 
     return;
   }
   const deadline = Date.now() + HANDOVER_BEFORE_STOP_MS;
-  while (replica.raftStatus.role === 'leader' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  // Until a follower leads, or the transfer gives up (its target did not catch up within an election timeout).
+  while (replica.raftStatus.role === 'leader' && replica.handingOver && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
   if (replica.raftStatus.role === 'leader') {
-    logger.warn(`no follower took over within ${HANDOVER_BEFORE_STOP_MS} ms; stopping anyway (the others elect a leader after an election timeout)`);
+    logger.warn('no follower took over; stopping anyway (the others elect a leader after an election timeout)');
   } else {
     logger.info(`handed leadership to ${replica.leaderId ?? 'a follower'} before stopping`);
   }
