@@ -253,8 +253,10 @@ async function handOverBeforeStopping(replica: Replica, hosting: LeaderHosting, 
     return;
   }
   const deadline = Date.now() + HANDOVER_BEFORE_STOP_MS;
-  // Until a follower leads, or the transfer gives up (its target did not catch up within an election timeout).
-  while (replica.raftStatus.role === 'leader' && replica.handingOver && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  // Until this node follows the new leader (it steps down at the target's vote request and learns
+  // who won from its first append), or the transfer gives up (its target did not catch up).
+  const settled = (): boolean => (replica.raftStatus.role === 'leader' ? !replica.handingOver : replica.leaderId !== undefined);
+  while (!settled() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
   if (replica.raftStatus.role === 'leader') {
     logger.warn('no follower took over; stopping anyway (the others elect a leader after an election timeout)');
   } else {
