@@ -39,8 +39,8 @@ export class PersistentSubscriptionHost {
 
   constructor(
     private readonly store: EventStore,
-    /** Real time and timers by default; the simulator passes its own. */
-    private readonly clock: HostEnvironment = nodeHostEnvironment(),
+    /** Real time and timers by default; the simulator passes its own; a cluster adds confirmLeadership. */
+    private readonly environment: HostEnvironment = nodeHostEnvironment(),
   ) {}
 
   get running(): boolean {
@@ -58,7 +58,7 @@ export class PersistentSubscriptionHost {
         timer.cancel();
         resolve();
       };
-      const timer = this.clock.schedule(timeoutMs, () => {
+      const timer = this.environment.schedule(timeoutMs, () => {
         this.readyWaiters.delete(waiter);
         reject(new StoreUnavailableError(NOT_SERVING));
       });
@@ -81,8 +81,8 @@ export class PersistentSubscriptionHost {
         // state before it and deliver again what it acknowledged.
         await Promise.allSettled(this.stoppedGroupsWriting.splice(0));
         this.epochNumber++;
-        this.epochStartedAt = this.clock.now();
-        await this.clock.confirmLeadership?.();
+        this.epochStartedAt = this.environment.now();
+        await this.environment.confirmLeadership?.();
         const { revision, definitions } = await this.readConfig();
         this.configRevision = revision;
         for (const definition of definitions) await this.startGroup(definition);
@@ -120,7 +120,7 @@ export class PersistentSubscriptionHost {
       await this.resync();
       const key = groupKey(request.source, request.group);
       if (this.groups.has(key)) throw new PersistentSubscriptionExistsError(sourceName(request.source), request.group);
-      const definition: GroupDefinition = { ...request, generation: this.clock.newId(), resolvedStart: await this.resolveStart(request) };
+      const definition: GroupDefinition = { ...request, generation: this.environment.newId(), resolvedStart: await this.resolveStart(request) };
       validateDefinition(definition);
       await this.saveConfig([...this.definitions(), definition]);
       await this.startGroup(definition);
@@ -224,7 +224,7 @@ export class PersistentSubscriptionHost {
   }
 
   private async startGroup(definition: GroupDefinition): Promise<void> {
-    const runtime = new GroupRuntime(this.store, definition, this.clock);
+    const runtime = new GroupRuntime(this.store, definition, this.environment);
     await runtime.start();
     this.groups.set(groupKey(definition.source, definition.group), runtime);
   }
@@ -290,13 +290,13 @@ export class PersistentSubscriptionHost {
 
   /** Checks the committed definitions every second while hosting (see `resync`). */
   private followConfig(): void {
-    this.configTimer = this.clock.schedule(CONFIG_FOLLOW_INTERVAL_MS, () => {
+    this.configTimer = this.environment.schedule(CONFIG_FOLLOW_INTERVAL_MS, () => {
       this.configTimer = undefined;
       if (this.state !== 'running') return;
       this.serially(async () => {
         if (this.state === 'running') await this.resync();
       })
-        .catch((error: unknown) => this.clock.log('warn', 'persistent subscriptions could not read their definitions; trying again', error))
+        .catch((error: unknown) => this.environment.log('warn', 'persistent subscriptions could not read their definitions; trying again', error))
         .finally(() => {
           if (this.state === 'running' && !this.configTimer) this.followConfig();
         });
