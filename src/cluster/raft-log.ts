@@ -2,7 +2,7 @@ import type { Entry, EntryKind, Membership, TermRun } from '../consensus/types.j
 import type { Log } from '../storage/log.js';
 import { RecordType, type LogRecord } from '../storage/record-frame.js';
 import { EntryPositions, type EntryPositionsOptions } from './entry-positions.js';
-import { RecentEntries } from './recent-entries.js';
+import { RecentEntries } from '../storage/recent-entries.js';
 
 /**
  * An entry's content as the log stores it: the record type and payload. The leader's own data
@@ -15,6 +15,8 @@ export interface RecordBody {
 }
 
 const RECENT_ENTRIES_MAX = 8192;
+/** Past the newest entry, the recent entries hold at most this much: large entries are read back from the log instead. */
+const RECENT_ENTRIES_MAX_BYTES = 32 * 1024 * 1024;
 const READ_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** What the replication core is started from, found by scanning the log. */
@@ -38,7 +40,7 @@ export class RaftLog {
 
   private constructor(private readonly log: Log, positionsOptions: EntryPositionsOptions, recentEntries: number) {
     this.positions = new EntryPositions((position) => log.recordLengthAt(position), positionsOptions);
-    this.recent = new RecentEntries(recentEntries);
+    this.recent = new RecentEntries(recentEntries, RECENT_ENTRIES_MAX_BYTES, (entry) => (entry.payload.frame ?? entry.payload.payload).byteLength);
   }
 
   static async open(log: Log, positionsOptions: EntryPositionsOptions = {}, recentEntries = RECENT_ENTRIES_MAX): Promise<{ raftLog: RaftLog; state: RaftLogState }> {

@@ -35,7 +35,7 @@ import {
   type StreamView,
 } from './expected-state.js';
 import { DEFAULT_IDEMPOTENCY_WINDOW, IdempotencyWindow, type IdempotencyWindowLimits, type WrittenBatch } from './idempotency-window.js';
-import { RecentRecords } from './recent-records.js';
+import { RecentRecords, type RecentRecordsLimits } from './recent-records.js';
 import { toRecordedEvent } from './recorded-event.js';
 import { indexOpened, openLmdbBackend, openMemoryBackend, recoverIdempotencyWindow, recoverIndex } from './store-recovery.js';
 import type { IndexedEventFacts, StreamIndex } from './stream-index.js';
@@ -159,7 +159,8 @@ interface InFlightWrite {
 
 const READ_ALL_CHUNK_BYTES = 1024 * 1024;
 const INDEX_FLUSH_AT_EVENTS = 50_000;
-const RECENT_RECORDS_MAX = 4096;
+/** Fresh records for subscriptions and reads of the tail: 4096 small ones, or fewer large ones in 16 MiB. */
+const RECENT_RECORDS: RecentRecordsLimits = { maxRecords: 4096, maxBytes: 16 * 1024 * 1024 };
 const EMPTY = new Uint8Array(0);
 /** The revision a tombstone is written at (KurrentDB uses the largest 64-bit value; this is the largest exact double). */
 export const TOMBSTONE_REVISION = Number.MAX_SAFE_INTEGER;
@@ -175,7 +176,7 @@ export class EventStore {
   private inFlight: InFlightWrite[] = [];
   private inFlightHead = 0;
   private commitGroup: CommitGroup | undefined;
-  private readonly recentRecords = new RecentRecords(RECENT_RECORDS_MAX);
+  private readonly recentRecords = new RecentRecords(RECENT_RECORDS);
   private readonly commitListeners = new Set<(position: number) => void>();
   private readonly metadataCache = new Map<string, StreamMetadata | undefined>();
   private committedPosition: number;
@@ -964,8 +965,14 @@ export class EventStore {
   }
 
   /** Numbers for tests, metrics and benchmarks. */
-  get stats(): { log: Log['stats']; pendingWrites: number; idempotencyWindowEvents: number; indexBackend: string } {
-    return { log: this.log.stats, pendingWrites: this.inFlight.length - this.inFlightHead, idempotencyWindowEvents: this.window.size, indexBackend: this.index.backendKind };
+  get stats(): { log: Log['stats']; pendingWrites: number; idempotencyWindowEvents: number; recentRecordBytes: number; indexBackend: string } {
+    return {
+      log: this.log.stats,
+      pendingWrites: this.inFlight.length - this.inFlightHead,
+      idempotencyWindowEvents: this.window.size,
+      recentRecordBytes: this.recentRecords.bytes,
+      indexBackend: this.index.backendKind,
+    };
   }
 
   // ---------------------------------------------------------------- lifecycle

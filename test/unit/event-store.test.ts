@@ -555,6 +555,20 @@ describe('robustness', () => {
     await store.close();
   });
 
+  it('keeps at most 16 MiB of fresh records in memory however large the events: older ones are read from the log', async () => {
+    const temp = await makeTempDirectory();
+    cleanups.push(temp.remove);
+    const store = await EventStore.open({ directory: temp.path });
+    const megabyte = (n: number) => Buffer.alloc(1024 * 1024, n);
+    for (let n = 0; n < 40; n++) await store.appendToStream('large', [{ type: 'Blob', data: megabyte(n) }]);
+    const held = store.stats.recentRecordBytes;
+    assert.ok(held > 8 * 1024 * 1024 && held <= 17 * 1024 * 1024, `${held} bytes of records held in memory`);
+    const read = await store.readStream('large');
+    assert.equal(read.length, 40);
+    read.forEach((event, n) => assert.ok(Buffer.from(event.data).equals(megabyte(n)), `event ${n}`));
+    await store.close();
+  });
+
   it('reading $all backwards from a position that is not a record is invalid input', async () => {
     const store = await openMemory();
     await store.appendToStream('a', events('x', 'y'));

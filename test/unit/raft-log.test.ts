@@ -50,4 +50,20 @@ describe('RaftLog', () => {
     assert.deepEqual([...old!.payload.payload], [600 % 251]);
     await log.close();
   });
+
+  it('holds at most 32 MiB of entries past the newest, however large they are', async () => {
+    const log = await Log.open({ fileSystem: new MemoryFileSystem(), directory: '/db/log' });
+    const { raftLog } = await RaftLog.open(log);
+    const megabytes = (index: number) => ({ index, term: 1, kind: 'data' as const, payload: { type: RecordType.Events, payload: new Uint8Array(1024 * 1024).fill(index) } });
+    await raftLog.append(Array.from({ length: 60 }, (_, i) => megabytes(i + 1)));
+    const held = heldIndexes(raftLog);
+    assert.ok(held.length >= 31 && held.length <= 33, `${held.length} entries of 1 MiB held`);
+    assert.equal(held.at(-1), 60);
+    const read = await raftLog.entries(1, 60);
+    assert.deepEqual(
+      read.map((entry) => entry.payload.payload[0]),
+      Array.from({ length: 60 }, (_, i) => (i + 1) % 256),
+    );
+    await log.close();
+  });
 });
