@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { after, describe, it } from 'node:test';
 import { frameMessage, MessageDeframer } from '../../src/api/grpc/framing.js';
-import { GrpcServer, type Codec } from '../../src/api/grpc/grpc-server.js';
+import { CONNECTION_WINDOW_BYTES, GrpcServer, STREAM_WINDOW_BYTES, type Codec } from '../../src/api/grpc/grpc-server.js';
 
 const bytes: Codec<Buffer> = { decode: (message) => Buffer.from(message), encode: (message) => message };
 
@@ -62,3 +62,57 @@ describe('gRPC server: answers a client that does not read', () => {
     }
   });
 });
+
+describe('gRPC server: flow control', () => {
+  const server = new GrpcServer({ maxReceiveMessageBytes: 4 * 1024 * 1024 });
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  server.addMethod({
+    kind: 'bidi',
+    path: '/test.Echo/Slow',
+    request: bytes,
+    response: bytes,
+    handle: async (requests, responses) => {
+      responses.sendHeaders();
+      // A handler busy with something else: nothing is read until it is released.
+      await released;
+      let total = 0;
+      for await (const request of requests) total += request.byteLength;
+      await responses.send(Buffer.from(String(total)));
+    },
+  });
+  after(() => server.close());
+
+  it('lets a client send a megabyte on one call, and more on its connection, before anything is read', async () => {
+    const { port } = await server.listen('127.0.0.1', 0);
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        session.once('remoteSettings', () => resolve());
+        session.once('error', reject);
+      });
+      assert.equal(session.remoteSettings.initialWindowSize, STREAM_WINDOW_BYTES);
+      const call = session.request({ ':method': 'POST', ':path': '/test.Echo/Slow', 'content-type': 'application/grpc', te: 'trailers' });
+      // 15 messages of 64 KiB: more than HTTP/2's default 64 KiB window, less than the call's.
+      const message = frameMessage(Buffer.alloc(64 * 1024, 1));
+      for (let i = 0; i < 15; i++) call.write(message);
+      const deadline = Date.now() + 5_000;
+      while (call.bufferSize > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(call.bufferSize, 0, 'everything written went out unread');
+      assert.ok(session.state.remoteWindowSize! >= CONNECTION_WINDOW_BYTES - 15 * message.byteLength, `connection window ${session.state.remoteWindowSize}`);
+      release();
+      call.end();
+      const deframer = new MessageDeframer(1024);
+      const answers: Buffer[] = [];
+      call.on('data', (chunk: Buffer) => answers.push(...deframer.push(chunk)));
+      await new Promise<void>((resolve, reject) => {
+        call.once('end', resolve);
+        call.once('error', reject);
+      });
+      assert.equal(answers.map((answer) => answer.toString()).join(), String(15 * 64 * 1024));
+    } finally {
+      session.close();
+    }
+  });
+});
+

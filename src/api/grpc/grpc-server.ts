@@ -80,6 +80,16 @@ const GRPC_CONTENT_TYPE = /^application\/grpc(\+proto)?(;.*)?$/;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long a stopping server waits for clients to close their connections before cutting them. */
 const CLOSE_GRACE_MS = 2000;
+/**
+ * How much a client may send on one call, and on one connection, before the server has read it.
+ * HTTP/2's default (64 KiB for both) lets a client with 64 appends of 100 events in flight on
+ * its one BatchAppend stream send two of them, then wait for the node's busy event loop to read
+ * and open the window again: the official client then spent a fifth of its time waiting (64 ×
+ * 100 events: 0.82–0.89 of its rate against a no-op stub, 0.98–1.00 with these windows).
+ * Kestrel, which KurrentDB runs on, opens 768 KiB per stream and 1 MiB per connection.
+ */
+export const STREAM_WINDOW_BYTES = 1024 * 1024;
+export const CONNECTION_WINDOW_BYTES = 4 * 1024 * 1024;
 
 export class GrpcServer {
   // Definitions are generic per method; the router only needs the shape.
@@ -93,7 +103,7 @@ export class GrpcServer {
     // Every open call listens for the shutdown; thousands of subscriptions are normal, not a leak.
     setMaxListeners(0, this.shutdown.signal);
     // The shared port does TLS (with ALPN) and hands over HTTP/2 connections, decrypted or not.
-    this.server = http2.createServer({ maxSessionMemory: 64 });
+    this.server = http2.createServer({ maxSessionMemory: 64, settings: { initialWindowSize: STREAM_WINDOW_BYTES } });
     this.port = new SharedPort({ http2: this.server, http1: options.http1, ...(options.tls ? { tls: options.tls } : {}) });
     const server = this.server;
     server.on('stream', (stream, headers) => this.onStream(stream, headers));
@@ -101,6 +111,7 @@ export class GrpcServer {
     server.on('sessionError', () => undefined);
     server.on('session', (session) => {
       session.on('error', () => undefined);
+      if (!session.destroyed) session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
     });
