@@ -17,11 +17,16 @@
  * flight × events per append; repeatable), --sections 1,2 (only those parts), --repeat N (part 1: N alternating
  * runs of each side; the throughputs are their medians, the ratio the median of each pair's ratio),
  * --stub in-client (the stub inside this process, on the client's thread, as before 2026-11-22).
+ *
+ * Part 1 also measures a second reference, the durable stub: the same stub, except that it
+ * writes each turn's events to a file and answers them after an fdatasync, one at a time as a
+ * group commit does. It is the least any durable server does, so Chronicle ÷ durable stub says
+ * how much of the gap to the no-op stub is the store, and how much is the disk in the loop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync, writeSync } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import http2 from 'node:http2';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -46,6 +51,7 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '1' },
     stub: { type: 'string', default: 'process' },
     'serve-stub': { type: 'string' },
+    'stub-log': { type: 'string' },
   },
 });
 if (values.stub !== 'process' && values.stub !== 'in-client') throw new Error(`--stub must be 'process' or 'in-client', not '${values.stub}'`);
@@ -111,10 +117,21 @@ function cpuMicros(pid: number): number {
  * The reference, in its own process like the node (`--stub process`, the default), or inside
  * the client's process (`--stub in-client`), where serving it takes the client's own thread.
  */
-async function startStub(): Promise<{ port: number; stop: () => Promise<void> }> {
-  if (values.stub === 'in-client') return serveStub(0);
+async function startStub(durable = false): Promise<{ port: number; stop: () => Promise<void> }> {
+  const logDirectory = durable ? await mkdtemp(join(tmpdir(), 'chronicle-bench-stub-')) : undefined;
+  const logPath = logDirectory ? join(logDirectory, 'events.log') : undefined;
+  if (values.stub === 'in-client') {
+    const stub = await serveStub(0, logPath);
+    return {
+      port: stub.port,
+      stop: async () => {
+        await stub.stop();
+        if (logDirectory) await rm(logDirectory, { recursive: true, force: true });
+      },
+    };
+  }
   const port = await freePort();
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-stub', String(port)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-stub', String(port), ...(logPath ? ['--stub-log', logPath] : [])], { stdio: ['ignore', 'inherit', 'inherit'] });
   const killStub = () => child.kill('SIGKILL');
   process.once('exit', killStub);
   await waitForPort(port);
@@ -124,12 +141,32 @@ async function startStub(): Promise<{ port: number; stop: () => Promise<void> }>
       process.off('exit', killStub);
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
+      if (logDirectory) await rm(logDirectory, { recursive: true, force: true });
     },
   };
 }
 
-/** The reference: answers every BatchAppend at once and stores nothing. */
-async function serveStub(port: number): Promise<{ port: number; stop: () => Promise<void> }> {
+/**
+ * The reference: answers every BatchAppend at once and stores nothing — or, given a log file,
+ * the durable reference: the events that arrived during one turn (or during the previous
+ * fdatasync) are written to the file, one fdatasync makes them durable, then they are answered.
+ */
+async function serveStub(port: number, logPath?: string): Promise<{ port: number; stop: () => Promise<void> }> {
+  const log = logPath ? await open(logPath, 'a') : undefined;
+  let group: { bytes: Uint8Array[]; answers: (() => void)[] } = { bytes: [], answers: [] };
+  let flushScheduled = false;
+  let flushing = false;
+  const flush = async (): Promise<void> => {
+    if (!log || flushing || group.bytes.length + group.answers.length === 0) return;
+    flushing = true;
+    const { bytes, answers } = group;
+    group = { bytes: [], answers: [] };
+    writeSync(log.fd, Buffer.concat(bytes));
+    await log.datasync();
+    flushing = false;
+    void flush();
+    for (const answer of answers) answer();
+  };
   const server = new GrpcServer({ maxReceiveMessageBytes: 64 * 1024 * 1024 });
   server.addMethod({
     kind: 'bidi',
@@ -139,14 +176,32 @@ async function serveStub(port: number): Promise<{ port: number; stop: () => Prom
     handle: async (requests, responses) => {
       responses.sendHeaders();
       for await (const request of requests) {
-        if (!request.is_final) continue;
-        void responses.send({ correlation_id: request.correlation_id, success: { current_revision: 0, position: { commit_position: 0, prepare_position: 0 } } });
+        const answer = () => void responses.send({ correlation_id: request.correlation_id, success: { current_revision: 0, position: { commit_position: 0, prepare_position: 0 } } });
+        if (!log) {
+          if (request.is_final) answer();
+          continue;
+        }
+        for (const proposed of request.proposed_messages ?? []) group.bytes.push(proposed.data ?? new Uint8Array(0));
+        if (request.is_final) group.answers.push(answer);
+        if (!flushScheduled) {
+          flushScheduled = true;
+          setImmediate(() => {
+            flushScheduled = false;
+            void flush();
+          });
+        }
       }
     },
   });
   registerNodeServices(server, { instanceId: randomUUID(), advertisedHost: '127.0.0.1', advertisedPort: 0, version: '24.10.0' }, undefined);
   const address = await server.listen('127.0.0.1', port);
-  return { port: address.port, stop: () => server.close() };
+  return {
+    port: address.port,
+    stop: async () => {
+      await server.close();
+      await log?.close();
+    },
+  };
 }
 
 async function officialClient(port: number, inFlight: number, eventsPerAppend: number): Promise<number> {
@@ -237,23 +292,31 @@ async function main(): Promise<void> {
 
   const node = await startChronicle();
   if (sections.has('1')) {
-    console.log('## 1. The official client (@kurrent/kurrentdb-client, BatchAppend): Chronicle vs a no-op stub\n');
-    console.log('| in flight | events/append | Chronicle appends/s | no-op stub appends/s | ratio |');
-    console.log('|---:|---:|---:|---:|---:|');
+    console.log('## 1. The official client (@kurrent/kurrentdb-client, BatchAppend): Chronicle vs a no-op stub, and vs a stub that only writes and fdatasyncs\n');
+    console.log('| in flight | events/append | Chronicle appends/s | no-op stub appends/s | ratio | durable stub appends/s | Chronicle ÷ durable stub |');
+    console.log('|---:|---:|---:|---:|---:|---:|---:|');
     const stub = await startStub();
+    const durableStub = await startStub(true);
     for (const { inFlight, eventsPerAppend } of scenarios) {
       const chronicleRuns: number[] = [];
       const referenceRuns: number[] = [];
+      const durableRuns: number[] = [];
       const ratios: number[] = [];
+      const durableRatios: number[] = [];
       for (let run = 0; run < Number(values.repeat); run++) {
         chronicleRuns.push(await officialClient(node.port, inFlight, eventsPerAppend));
         referenceRuns.push(await officialClient(stub.port, inFlight, eventsPerAppend));
-        // Each pair ran back to back: its ratio is untouched by the machine's drift between pairs.
+        durableRuns.push(await officialClient(durableStub.port, inFlight, eventsPerAppend));
+        // Each set ran back to back: its ratios are untouched by the machine's drift between sets.
         ratios.push(chronicleRuns.at(-1)! / referenceRuns.at(-1)!);
+        durableRatios.push(chronicleRuns.at(-1)! / durableRuns.at(-1)!);
       }
-      console.log(`| ${inFlight} | ${eventsPerAppend} | ${format(median(chronicleRuns))} | ${format(median(referenceRuns))} | ${format(median(ratios), 2)} |`);
+      console.log(
+        `| ${inFlight} | ${eventsPerAppend} | ${format(median(chronicleRuns))} | ${format(median(referenceRuns))} | ${format(median(ratios), 2)} | ${format(median(durableRuns))} | ${format(median(durableRatios), 2)} |`,
+      );
     }
     await stub.stop();
+    await durableStub.stop();
   }
 
   if (sections.has('2')) {
@@ -397,7 +460,7 @@ async function fanOut(port: number, subscribers: number, appends: number): Promi
 }
 
 if (values['serve-stub'] !== undefined) {
-  const stub = await serveStub(Number(values['serve-stub']));
+  const stub = await serveStub(Number(values['serve-stub']), values['stub-log']);
   process.once('SIGTERM', () => void stub.stop().then(() => process.exit(0)));
 } else {
   await main();
