@@ -1,10 +1,10 @@
 /**
- * The newest entries of a Raft log, by index, at most `capacity` of them and, past the newest
- * one, at most `maxBytes` (as `sizeOf` counts them): a count alone would let large entries hold
- * gigabytes. Appends are contiguous and a truncation cuts a suffix, so the entries held are
- * always one run ending at the newest: each lives in the slot `index % capacity` of a ring.
- * Nothing is hashed, and nothing is reallocated as entries come and go — a Map with the same
- * churn rehashes itself every `capacity` appends.
+ * The newest entries of a log, by index (a Raft index, or the order records were applied in), at
+ * most `capacity` of them and, past the newest one, at most `maxBytes` (as `sizeOf` counts them):
+ * a count alone would let large entries hold gigabytes. Appends are contiguous and a truncation
+ * cuts a suffix, so the entries held are always one run ending at the newest: each lives in the
+ * slot `index % capacity` of a ring. Nothing is hashed, and nothing is reallocated as entries
+ * come and go — a Map with the same churn rehashes itself every `capacity` appends.
  */
 export class RecentEntries<E> {
   private readonly slots: (E | undefined)[];
