@@ -3,6 +3,7 @@ import { ChronicleError, InvalidArgumentError, MaximumAppendSizeExceededError, S
 import type { EventStore } from '../../store/event-store.js';
 import type { ExpectedState } from '../../store/expected-state.js';
 import type { EventData, EventFilter, Position, RecordedEvent } from '../../store/types.js';
+import { BatchAppendSuccess, batchAppendResponseCodec } from './batch-append-reply.js';
 import { CallInterrupt } from './call-interrupt.js';
 import { GrpcCallError } from './grpc-errors.js';
 import type { CallContext, GrpcServer, ResponseStream } from './grpc-server.js';
@@ -41,7 +42,7 @@ export function registerStreamsService(server: GrpcServer, store: EventStore, op
     path: `/${SERVICE}/BatchAppend`,
     longLived: true,
     request: codecOf('event_store.client.streams.BatchAppendReq'),
-    response: codecOf('event_store.client.streams.BatchAppendResp'),
+    response: batchAppendResponseCodec(codecOf('event_store.client.streams.BatchAppendResp')),
     handle: (requests, responses) => batchAppend(store, requests, responses, options),
   });
   server.addMethod({
@@ -248,14 +249,9 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
       .appendToStream(target.stream, events, { expectedState: target.expectedState })
       .then(
         (result) =>
-          reply({
-            stream_identifier: streamIdentifier(target.stream),
-            ...target.expectedMessage,
-            success: {
-              ...(result.nextExpectedRevision >= 0 ? { current_revision: result.nextExpectedRevision } : { no_stream: {} }),
-              position: positionMessage(result.position),
-            },
-          }),
+          responses
+            .send(new BatchAppendSuccess(request.correlation_id, target.stream, target.expectedMessage, result.nextExpectedRevision, result.position))
+            .catch(() => undefined),
         (error: unknown) => {
           if (endsTheCall(error)) {
             fatal.raise(error);
