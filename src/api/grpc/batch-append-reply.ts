@@ -4,9 +4,10 @@ import type { Message } from './protocol.js';
 
 /**
  * The reply to a successful append on a BatchAppend call — one per acknowledged append, the
- * hottest message the node sends. protobufjs's generic encoder, fed an object built with spreads,
- * cost about 4.5 µs of the node's ≈ 30 µs per append; these few fields are written by hand.
- * Every other BatchAppendResp (the errors) still goes through protobufjs.
+ * hottest message the node sends. Built as an object with spreads and encoded by protobufjs's
+ * generic code, the reply took about 4.5 µs of the node's ≈ 30 µs of CPU per append (sampled,
+ * 64 appends in flight), the object and its encoding 60 % of that; these few fields are written
+ * by hand. Every other BatchAppendResp (the errors) still goes through protobufjs.
  */
 export class BatchAppendSuccess {
   constructor(
