@@ -1,6 +1,6 @@
 import { createConnection, createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect as connectTls, createServer as createTlsServer } from 'node:tls';
-import type { Message, NodeId } from '../consensus/types.js';
+import type { AppendRequest, Message, NodeId } from '../consensus/types.js';
 import { listenOn } from './listen.js';
 import { decodePeerFrame, encodePeerControlFrame, encodePeerMessageFrame, PeerFrameReader, type PeerFrame } from './peer-codec.js';
 import type { RecordBody } from './raft-log.js';
@@ -132,6 +132,8 @@ export class PeerTransport implements ReplicaTransport {
   /** Set as soon as close() is called, before any of it runs. */
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** The last append with entries that was encoded, and its frame (see `frameOf`). */
+  private lastAppend: { message: AppendRequest<RecordBody>; frame: Buffer } | undefined;
 
   constructor(options: PeerTransportOptions) {
     this.options = options;
@@ -202,7 +204,7 @@ export class PeerTransport implements ReplicaTransport {
       this.notePeerProblem(peer, `more than ${this.maxQueuedBytesPerPeer} bytes wait for ${peer.id} at ${peer.address}: dropping messages to it until it catches up`);
       return;
     }
-    const frame = encodePeerMessageFrame(message);
+    const frame = this.frameOf(message);
     if (peer.state === 'ready') {
       // Everything sent to a peer in one turn leaves in one writev, not one syscall per message.
       if (socket.writableCorked === 0) {
@@ -215,6 +217,19 @@ export class PeerTransport implements ReplicaTransport {
       peer.pending.push(frame);
       peer.pendingBytes += frame.byteLength;
     }
+  }
+
+  /**
+   * A leader usually sends each follower the same entries in the same turn: the second of two
+   * identical appends reuses the first one's frame instead of copying the entries again.
+   */
+  private frameOf(message: Message<RecordBody>): Buffer {
+    if (message.kind !== 'append' || !message.entries || message.entries.length === 0) return encodePeerMessageFrame(message);
+    const last = this.lastAppend;
+    if (last && sameAppend(last.message, message)) return last.frame;
+    const frame = encodePeerMessageFrame(message);
+    this.lastAppend = { message, frame };
+    return frame;
   }
 
   private peerFor(id: NodeId): OutboundPeer {
@@ -539,4 +554,14 @@ export class PeerTransport implements ReplicaTransport {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Whether two appends carry the same fields and the very same entry objects, so encode to the same bytes. */
+function sameAppend(a: AppendRequest<RecordBody>, b: AppendRequest<RecordBody>): boolean {
+  if (a.term !== b.term || a.prevIndex !== b.prevIndex || a.prevTerm !== b.prevTerm || a.commit !== b.commit || a.count !== b.count) return false;
+  const x = a.entries!;
+  const y = b.entries!;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }

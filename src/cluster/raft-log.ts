@@ -136,6 +136,18 @@ export class RaftLog {
     this.recent.truncateAfter(index);
   }
 
+  /** `count` entries from `fromIndex` when all are among the recent ones in memory, else undefined. */
+  recentEntries(fromIndex: number, count: number): Entry<RecordBody>[] | undefined {
+    if (fromIndex < this.recent.firstIndex || fromIndex + count - 1 > this.lastIndex) return undefined;
+    const entries: Entry<RecordBody>[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const entry = this.recent.get(fromIndex + i);
+      if (!entry) return undefined;
+      entries[i] = entry;
+    }
+    return entries;
+  }
+
   /** `count` entries from `fromIndex`, from memory when recent, else from the log. */
   async entries(fromIndex: number, count: number): Promise<Entry<RecordBody>[]> {
     const entries: Entry<RecordBody>[] = [];

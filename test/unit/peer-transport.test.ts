@@ -164,6 +164,34 @@ describe('peer transport', () => {
     assert.deepEqual(b.received[0], { from: 'a', message: expected });
   });
 
+  it('sends the same append to two peers as one encoding, and never mistakes a different append for it', async () => {
+    const [a, b, c] = [await startNode('a'), await startNode('b'), await startNode('c')];
+    const entry = (index: number, byte: number) => ({ index, term: 2, kind: 'data' as const, payload: { type: RecordType.Events, payload: Uint8Array.from([byte, index % 256]) } });
+    const first = [entry(11, 1), entry(12, 2)];
+    const append = (fields: Partial<AppendRequest<RecordBody>>): AppendRequest<RecordBody> => ({ kind: 'append', term: 2, prevIndex: 10, prevTerm: 2, commit: 9, count: 2, entries: first, ...fields });
+    // Each message differs from the one before in one field only (or in its entries alone).
+    const messages: [string, AppendRequest<RecordBody>][] = [
+      ['b', append({})],
+      ['c', append({})],
+      ['c', append({ commit: 10 })],
+      ['b', append({ commit: 10, term: 3 })],
+      ['b', append({ commit: 10, term: 3, prevTerm: 1 })],
+      ['c', append({ commit: 10, term: 3, prevTerm: 1, entries: [first[0]!, entry(12, 99)] })],
+      ['b', append({ commit: 10, term: 3, prevTerm: 1, entries: [first[0]!, entry(12, 99)] })],
+      ['c', append({ prevIndex: 11, count: 1, entries: [entry(12, 3)] })],
+      ['b', append({ prevIndex: 11, count: 1, entries: [entry(12, 4)] })],
+    ];
+    for (const [to, message] of messages) a.transport.send(to, message);
+    await waitFor('every append', () => b.received.length + c.received.length === messages.length);
+    const plain = (message: AppendRequest<RecordBody>) => ({ ...message, entries: message.entries!.map(({ payload: { type, payload }, ...rest }) => ({ ...rest, payload: { type, payload } })) });
+    for (const [node, id] of [[b, 'b'], [c, 'c']] as const) {
+      assert.deepEqual(
+        node.received.map((received) => received.message),
+        messages.filter(([to]) => to === id).map(([, message]) => plain(message)),
+      );
+    }
+  });
+
   it('refuses a node of another cluster, says why once, and delivers nothing from it', async () => {
     const b = await startNode('b');
     const stranger = await startNode('a', { clusterId: 'cluster-two' });

@@ -43,6 +43,13 @@ describe('RaftLog', () => {
     assert.equal(newest.term, 2);
     assert.deepEqual([...newest.payload], [(HELD_IN_MEMORY + 1000) % 251]);
 
+    // Only a run held whole is served at once from memory; anything else is read with `entries`.
+    const recent = raftLog.recentEntries(HELD_IN_MEMORY + 998, 3)!;
+    assert.deepEqual(recent.map((entry) => [entry.index, entry.term, [...entry.payload.payload]]), [998, 999, 1000].map((i) => [HELD_IN_MEMORY + i, 2, [(HELD_IN_MEMORY + i) % 251]]));
+    assert.equal(raftLog.recentEntries(1001, 1)?.length, 1);
+    assert.equal(raftLog.recentEntries(1000, 2), undefined, 'entry 1000 is no longer held');
+    assert.equal(raftLog.recentEntries(HELD_IN_MEMORY + 1000, 2), undefined, 'past the last entry');
+
     // Entries no longer held come from the file.
     const [first] = await raftLog.entries(1, 1);
     assert.equal(first!.kind, 'noop');
