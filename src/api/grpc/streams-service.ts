@@ -193,7 +193,9 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
   // Appends that failed before their last chunk: later chunks are dropped, answered only once.
   const failed = new Map<string, Target | undefined>();
   let openBytes = 0;
-  const inFlight = new Set<Promise<void>>();
+  // Counted rather than kept in a set: one add and one delete per append churned the set's table.
+  let inFlight = 0;
+  let wakeWhenIdle: (() => void) | undefined;
   // "Not leader" and "no quorum" end the whole call: the clients only reconnect or rediscover on
   // a call's status, never on an in-band reply.
   const fatal = new CallInterrupt();
@@ -213,6 +215,7 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
       continue;
     }
     let entry = open.get(correlationId);
+    const wasOpen = entry !== undefined;
     try {
       if (!entry) {
         if (!request.options) throw new InvalidArgumentError('the first chunk of a batch append carries its options');
@@ -220,7 +223,8 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
         const { stream_identifier: identifier } = request.options;
         const expectedState = expectedStateOf(request.options, 'expected_stream_position', 'stream_position');
         entry = { target: { stream: streamNameOf(identifier), expectedState, expectedMessage: expectedEcho(request.options) }, events: [], size: 0 };
-        open.set(correlationId, entry);
+        // An append in one chunk (what clients send) is never looked up again: it stays out of the map.
+        if (!request.is_final) open.set(correlationId, entry);
       }
       for (const proposed of request.proposed_messages ?? []) {
         const size = proposedSize(proposed);
@@ -234,7 +238,7 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
       }
     } catch (error) {
       if (entry) {
-        open.delete(correlationId);
+        if (wasOpen || !request.is_final) open.delete(correlationId);
         openBytes -= entry.size;
       }
       if (!request.is_final) failed.set(correlationId, entry?.target);
@@ -242,10 +246,11 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
       continue;
     }
     if (!request.is_final) continue;
-    open.delete(correlationId);
+    if (wasOpen) open.delete(correlationId);
     openBytes -= entry.size;
     const { target, events } = entry;
-    const work = store
+    inFlight++;
+    void store
       .appendToStream(target.stream, events, { expectedState: target.expectedState })
       .then(
         (result) =>
@@ -261,17 +266,19 @@ async function batchAppend(store: EventStore, requests: AsyncIterable<Message>, 
         },
       )
       .finally(() => {
-        inFlight.delete(work);
+        inFlight--;
         const wake = wakeOnSlot;
         wakeOnSlot = undefined;
         wake?.();
-      });
-    inFlight.add(work);
+        if (inFlight === 0) wakeWhenIdle?.();
+      })
+      // Only a bug gets here (both outcomes are answered above): it ends the call with its error.
+      .catch((error: unknown) => fatal.raise(error));
     // A client that writes faster than appends complete waits here (and, through HTTP/2 flow
     // control, in its own sends) instead of growing the node's queue.
-    while (inFlight.size >= BATCH_MAX_IN_FLIGHT && !fatal.isRaised) await fatal.waitFor(new Promise<void>((resolve) => (wakeOnSlot = resolve)));
+    while (inFlight >= BATCH_MAX_IN_FLIGHT && !fatal.isRaised) await fatal.waitFor(new Promise<void>((resolve) => (wakeOnSlot = resolve)));
   }
-  await Promise.all(inFlight);
+  if (inFlight > 0) await new Promise<void>((resolve) => (wakeWhenIdle = resolve));
   if (fatal.isRaised) throw fatal.raisedReason;
 }
 
