@@ -435,10 +435,15 @@ export class Replica {
     if (status.role === 'leader') {
       this.caughtUp = true;
       if (status.leaderReady && this.readyIndex === undefined) this.readyIndex = status.commitIndex;
+      // Only a leader decides writes, so only a leader keeps the idempotency window itself.
+      if (!wasLeader) this.store.startKeepingWriteIds();
     } else {
       this.readyIndex = undefined;
     }
-    if (wasLeader && status.role !== 'leader') this.abandonWrites();
+    if (wasLeader && status.role !== 'leader') {
+      this.abandonWrites();
+      this.store.stopKeepingWriteIds();
+    }
     this.options.onStatus?.(status);
     this.wakeWritableWaiters();
   }

@@ -17,7 +17,7 @@ import { MemoryFileSystem } from '../storage/memory-file-system.js';
 import { NodeFileSystem } from '../storage/node-file-system.js';
 import { RecordType, type LogRecord } from '../storage/record-frame.js';
 import { LocalCommitter, type Committer, type Proposal } from './committer.js';
-import { decodeEventAt, encodeEvents, eventHeaderAt, entryOffsetsOf, preparePositionOf, type EventToEncode } from './event-codec.js';
+import { decodeEventAt, encodeEvents, eventHeaderAt, eventIdOffset, entryOffsetsOf, preparePositionOf, type EventToEncode } from './event-codec.js';
 import { compileFilter, type EventPredicate } from './event-filter.js';
 import {
   DEFAULT_MAX_APPEND_SIZE_BYTES,
@@ -72,7 +72,8 @@ import type {
   StreamMetadataResult,
 } from './types.js';
 import { randomUuidBytes, uuidToBytes } from './uuid.js';
-import { batchesOfRecord } from './written-batches.js';
+import { batchesOfRecord, batchRunsOf, type BatchEventFacts } from './written-batches.js';
+import { WrittenIdRing } from './written-id-ring.js';
 import { joinPath } from '../storage/file-system.js';
 
 export interface EventStoreOptions {
@@ -172,6 +173,12 @@ export const TOMBSTONE_REVISION = Number.MAX_SAFE_INTEGER;
  */
 export class EventStore {
   private readonly pendingViews = new Map<string, PendingView>();
+  /**
+   * In a cluster, while this node does not lead: the committed writes the idempotency window will
+   * hold once it leads (see `startKeepingWriteIds`). Undefined while the window itself is kept: on
+   * a single node always, on a leader.
+   */
+  private writtenIds: WrittenIdRing | undefined;
   /** Writes proposed and not yet applied, in log order, from `inFlightHead` on. */
   private inFlight: InFlightWrite[] = [];
   private inFlightHead = 0;
@@ -189,7 +196,7 @@ export class EventStore {
     private readonly log: Log,
     private readonly index: StreamIndex,
     private readonly committer: Committer,
-    private readonly window: IdempotencyWindow,
+    private window: IdempotencyWindow,
     private readonly limits: SizeLimits,
     private readonly options: EventStoreOptions,
   ) {
@@ -231,10 +238,14 @@ export class EventStore {
       if (recovery.rebuiltBecause && log.writtenPosition > log.startPosition) {
         say(`index: rebuilt from the log (${recovery.recordsReplayed} records) because ${recovery.rebuiltBecause}`);
       }
-      const window = new IdempotencyWindow({ ...DEFAULT_IDEMPOTENCY_WINDOW, ...options.idempotencyWindow });
-      await recoverIdempotencyWindow(window, log, (options.clock ?? Date.now)(), recovery.index.appliedPosition);
+      const limitsOfWindow = { ...DEFAULT_IDEMPOTENCY_WINDOW, ...options.idempotencyWindow };
+      const recovered = new IdempotencyWindow(limitsOfWindow);
+      await recoverIdempotencyWindow(recovered, log, (options.clock ?? Date.now)(), recovery.index.appliedPosition);
       const committer = options.replication ? options.replication.committer(log, recovery.index.appliedPosition) : new LocalCommitter(log);
+      // A replica starts as a follower: it keeps the ring until it leads.
+      const window = options.replication ? new IdempotencyWindow(limitsOfWindow) : recovered;
       const store = new EventStore(log, recovery.index, committer, window, limits, options);
+      if (options.replication) store.writtenIds = WrittenIdRing.fromWindow(recovered);
       failureSink.notify = (error) => store.fail(error);
       return store;
     } catch (error) {
@@ -313,6 +324,9 @@ export class EventStore {
   ): { kind: 'retry'; batch: WrittenBatch; lastRevision: number } | { kind: 'write'; writes: { stream: string; events: PreparedEvent[] }[] } {
     const view = this.latestView(stream);
     if (view.tombstoned) throw new StreamDeletedError(stream);
+    // The committer admits writes only on a leader, which keeps the window; deciding one without it
+    // could commit a retry twice.
+    if (this.writtenIds) throw new Error('a write reached a replica that does not keep the idempotency window (it does not lead)');
     this.window.evictExpired(this.now());
     const match = this.window.match(
       stream,
@@ -588,7 +602,7 @@ export class EventStore {
           const offsets = entryOffsetsOf(record.payload);
           const facts = offsets.map((offset) => eventHeaderAt(record.payload, offset));
           this.applyToIndex(record, { headers: facts, entryOffsets: offsets });
-          for (const batch of batchesOfRecord(facts, offsets, record.payload, record.position, APPLIED)) this.window.add(batch);
+          this.rememberWrites(record, facts, offsets);
         } else {
           this.applyToIndex(record);
         }
@@ -611,6 +625,53 @@ export class EventStore {
     this.inFlightHead = 0;
     this.pendingViews.clear();
     this.commitGroup = undefined;
+  }
+
+  /** The writes of an applied record from another node, for the window or the ring. */
+  private rememberWrites(record: LogRecord, facts: readonly BatchEventFacts[], offsets: readonly number[]): void {
+    const ring = this.writtenIds;
+    if (!ring) {
+      for (const batch of batchesOfRecord(facts, offsets, record.payload, record.position, APPLIED)) this.window.add(batch);
+      return;
+    }
+    const runs = batchRunsOf(facts);
+    for (let run = 0; run < runs.length; run += 3) {
+      const start = runs[run]!;
+      const end = runs[run + 1]!;
+      const first = facts[start]!;
+      const batch = {
+        stream: first.stream,
+        firstRevision: first.revision,
+        softDeleted: runs[run + 2] === 1,
+        commitPosition: record.position,
+        lastPreparePosition: preparePositionOf(record.position, offsets[end - 1]!),
+        createdMicros: first.createdMicros,
+      };
+      ring.record(batch, record.payload, offsets, start, end - start, eventIdOffset(0));
+    }
+  }
+
+  /**
+   * Cluster mode: this node starts to lead, and so to decide writes. The idempotency window is
+   * built from the ring of committed writes it kept as a follower (tens of milliseconds for
+   * 100,000 ids, no read of the log), so a client retrying a write after a failover is recognised.
+   */
+  startKeepingWriteIds(): void {
+    const ring = this.writtenIds;
+    if (!ring) return;
+    this.window = ring.toWindow(this.window.limits, this.now());
+    this.writtenIds = undefined;
+  }
+
+  /**
+   * Cluster mode: this node stopped leading (after `abandonInFlight`, so the window holds committed
+   * writes only). A follower keeps the ring instead: a copy of the ids per write it applies, where
+   * the window cost a hash-table insertion and removal and three objects.
+   */
+  stopKeepingWriteIds(): void {
+    if (this.writtenIds) return;
+    this.writtenIds = WrittenIdRing.fromWindow(this.window);
+    this.window = new IdempotencyWindow(this.window.limits);
   }
 
   private publishCommitted(end: number): void {

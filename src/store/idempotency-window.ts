@@ -90,6 +90,14 @@ export class IdempotencyWindow {
     this.evictOverCount();
   }
 
+  /** Calls `visit` with each batch remembered, oldest first (forgotten ones left out). */
+  forEachBatch(visit: (batch: WrittenBatch) => void): void {
+    for (let i = this.head; i < this.batches.length; i++) {
+      const batch = this.batches[i]!;
+      if (!batch.forgotten) visit(batch);
+    }
+  }
+
   /** Forgets one batch (a write that was abandoned before it committed). */
   forget(batch: WrittenBatch): void {
     if (batch.forgotten) return;

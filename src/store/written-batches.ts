@@ -10,13 +10,33 @@ export interface BatchEventFacts {
   createdMicros: number;
 }
 
+/** Reused by every call of `batchRunsOf`: a caller reads it before it calls again. */
+const runs: number[] = [];
+
 /**
- * Splits the events of one record into the writes they came from: each run of consecutive events
- * of one stream is one batch. The write path and the rebuild from the log both use this, so a
- * retry is recognised the same way before and after a restart. The state the stream had before the
- * batch follows from the record itself: its revision before the first event, and soft-deleted when
- * the record recreates it (its metadata stream's event comes right before).
+ * The writes one record's events came from, as `[start, end, softDeleted]` triples (`softDeleted`
+ * 1 or 0) over `events`: each run of consecutive events of one stream is one write, tombstones
+ * excepted. The state the stream had before the write follows from the record itself: its
+ * revision before the first event, and soft-deleted when the record recreates it (its metadata
+ * stream's event comes right before). The write path, the rebuild from the log and a replica's
+ * ring of written ids all split records this way, so a retry is recognised the same way on every
+ * path. The array returned is reused by the next call (no allocation on the write path).
  */
+export function batchRunsOf(events: readonly BatchEventFacts[]): readonly number[] {
+  runs.length = 0;
+  let index = 0;
+  while (index < events.length) {
+    const first = events[index]!;
+    const previous = events[index - 1];
+    let end = index;
+    while (end < events.length && events[end]!.stream === first.stream) end++;
+    if (first.type !== TOMBSTONE_EVENT_TYPE) runs.push(index, end, previous !== undefined && previous.stream === metastreamOf(first.stream) ? 1 : 0);
+    index = end;
+  }
+  return runs;
+}
+
+/** The writes of one record as the idempotency window remembers them (see `batchRunsOf`). */
 export function batchesOfRecord(
   events: readonly BatchEventFacts[],
   entryOffsets: readonly number[],
@@ -25,36 +45,28 @@ export function batchesOfRecord(
   committed: Promise<void>,
 ): WrittenBatch[] {
   const batches: WrittenBatch[] = [];
-  let index = 0;
-  while (index < events.length) {
-    const first = events[index]!;
-    const previous = events[index - 1];
-    let end = index;
-    while (end < events.length && events[end]!.stream === first.stream) end++;
-    if (first.type !== TOMBSTONE_EVENT_TYPE) {
-      // A copy: a view into the payload would keep every remembered record's data alive.
-      const ids = Buffer.allocUnsafe((end - index) * ID_BYTES);
-      for (let i = index; i < end; i++) {
-        const from = eventIdOffset(entryOffsets[i]!);
-        const to = (i - index) * ID_BYTES;
-        for (let k = 0; k < ID_BYTES; k++) ids[to + k] = payload[from + k]!;
-      }
-      batches.push({
-        stream: first.stream,
-        ids,
-        firstRevision: first.revision,
-        priorView: {
-          lastRevision: first.revision - 1,
-          tombstoned: false,
-          softDeleted: previous !== undefined && previous.stream === metastreamOf(first.stream),
-        },
-        commitPosition,
-        lastPreparePosition: preparePositionOf(commitPosition, entryOffsets[end - 1]!),
-        createdMicros: first.createdMicros,
-        committed,
-      });
+  const runs = batchRunsOf(events);
+  for (let run = 0; run < runs.length; run += 3) {
+    const start = runs[run]!;
+    const end = runs[run + 1]!;
+    const first = events[start]!;
+    // A copy: a view into the payload would keep every remembered record's data alive.
+    const ids = Buffer.allocUnsafe((end - start) * ID_BYTES);
+    for (let i = start; i < end; i++) {
+      const from = eventIdOffset(entryOffsets[i]!);
+      const to = (i - start) * ID_BYTES;
+      for (let k = 0; k < ID_BYTES; k++) ids[to + k] = payload[from + k]!;
     }
-    index = end;
+    batches.push({
+      stream: first.stream,
+      ids,
+      firstRevision: first.revision,
+      priorView: { lastRevision: first.revision - 1, tombstoned: false, softDeleted: runs[run + 2] === 1 },
+      commitPosition,
+      lastPreparePosition: preparePositionOf(commitPosition, entryOffsets[end - 1]!),
+      createdMicros: first.createdMicros,
+      committed,
+    });
   }
   return batches;
 }

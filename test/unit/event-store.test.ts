@@ -631,6 +631,8 @@ describe('write admission', () => {
         },
       },
     });
+    // A replica's store decides writes only while it leads, with its idempotency window.
+    store.startKeepingWriteIds();
     return { store, proposals: () => proposals };
   }
 
@@ -641,6 +643,25 @@ describe('write admission', () => {
     assert.equal(proposals(), 2);
     assert.equal((await first).nextExpectedRevision, 0);
     assert.equal((await second).nextExpectedRevision, 1);
+    await store.close();
+  });
+
+  it('in a cluster, keeps the written ids while it does not lead and recognises a retry once it leads again', async () => {
+    const { store, proposals } = await storeAdmitting(() => undefined);
+    const id = '6a2f41a3-c54c-4bf8-8a14-0a5f0a1a2b3c';
+    const write = () => store.appendToStream('s', [{ id, type: 'T', data: { n: 1 } }]);
+    assert.equal((await write()).nextExpectedRevision, 0);
+    // Not leading: the window gives way to the ring, and a write that reached it anyway is refused.
+    store.stopKeepingWriteIds();
+    assert.equal(store.stats.idempotencyWindowEvents, 0);
+    await assert.rejects(write(), /does not keep the idempotency window/);
+    assert.equal(proposals(), 1);
+    // Leading again: the window comes back from the ring, so the retry is recognised, not written twice.
+    store.startKeepingWriteIds();
+    assert.equal(store.stats.idempotencyWindowEvents, 1);
+    assert.equal((await write()).nextExpectedRevision, 0);
+    assert.equal(proposals(), 1);
+    assert.equal((await store.readStream('s')).length, 1);
     await store.close();
   });
 
