@@ -4,10 +4,13 @@
  * a count alone would let large entries hold gigabytes. Appends are contiguous and a truncation
  * cuts a suffix, so the entries held are always one run ending at the newest: each lives in the
  * slot `index % capacity` of a ring. Nothing is hashed, and nothing is reallocated as entries
- * come and go — a Map with the same churn rehashes itself every `capacity` appends.
+ * come and go — a Map with the same churn rehashes itself every `capacity` appends. Each slot's
+ * weight is kept beside it, so dropping the oldest entry does not reach into it (long out of the
+ * CPU's caches by then: that cost a leader about 1 µs per append).
  */
 export class RecentEntries<E> {
   private readonly slots: (E | undefined)[];
+  private readonly weights: Float64Array;
   /** Index of the oldest entry held; the run is empty while `last < first`. */
   private first = 1;
   private last = 0;
@@ -21,6 +24,7 @@ export class RecentEntries<E> {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`the capacity must be a positive integer, not ${capacity}`);
     if (!(maxBytes >= 0)) throw new RangeError(`the byte budget must be a number of bytes, not ${maxBytes}`);
     this.slots = new Array<E | undefined>(capacity);
+    this.weights = new Float64Array(capacity);
   }
 
   get size(): number {
@@ -50,8 +54,11 @@ export class RecentEntries<E> {
     }
     // When the ring is full, the slot about to be written is the oldest's.
     if (this.size === this.capacity) this.dropOldest();
-    this.slots[index % this.capacity] = entry;
-    this.heldBytes += this.sizeOf(entry);
+    const slot = index % this.capacity;
+    const weight = this.sizeOf(entry);
+    this.slots[slot] = entry;
+    this.weights[slot] = weight;
+    this.heldBytes += weight;
     this.last = index;
     while (this.heldBytes > this.maxBytes && this.first < this.last) this.dropOldest();
   }
@@ -75,8 +82,8 @@ export class RecentEntries<E> {
 
   private forgetSlot(index: number): void {
     const slot = index % this.capacity;
-    const entry = this.slots[slot];
-    if (entry !== undefined) this.heldBytes -= this.sizeOf(entry);
+    this.heldBytes -= this.weights[slot]!;
+    this.weights[slot] = 0;
     this.slots[slot] = undefined;
   }
 
