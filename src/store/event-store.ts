@@ -653,7 +653,7 @@ export class EventStore {
 
   /**
    * Cluster mode: this node starts to lead, and so to decide writes. The idempotency window is
-   * built from the ring of committed writes it kept as a follower (tens of milliseconds for
+   * built from the ring of committed writes it kept as a follower (about a tenth of a second for
    * 100,000 ids, no read of the log), so a client retrying a write after a failover is recognised.
    */
   startKeepingWriteIds(): void {
