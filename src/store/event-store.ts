@@ -238,14 +238,16 @@ export class EventStore {
       if (recovery.rebuiltBecause && log.writtenPosition > log.startPosition) {
         say(`index: rebuilt from the log (${recovery.recordsReplayed} records) because ${recovery.rebuiltBecause}`);
       }
-      const limitsOfWindow = { ...DEFAULT_IDEMPOTENCY_WINDOW, ...options.idempotencyWindow };
-      const recovered = new IdempotencyWindow(limitsOfWindow);
-      await recoverIdempotencyWindow(recovered, log, (options.clock ?? Date.now)(), recovery.index.appliedPosition);
+      const windowLimits = { ...DEFAULT_IDEMPOTENCY_WINDOW, ...options.idempotencyWindow };
+      const window = new IdempotencyWindow(windowLimits);
+      // A replica starts as a follower, which keeps the ring of written ids until it leads.
+      const writtenIds = options.replication ? new WrittenIdRing(windowLimits) : undefined;
+      const nowMs = (options.clock ?? Date.now)();
+      await recoverIdempotencyWindow(writtenIds ?? window, log, nowMs, recovery.index.appliedPosition);
+      window.evictExpired(nowMs);
       const committer = options.replication ? options.replication.committer(log, recovery.index.appliedPosition) : new LocalCommitter(log);
-      // A replica starts as a follower: it keeps the ring until it leads.
-      const window = options.replication ? new IdempotencyWindow(limitsOfWindow) : recovered;
       const store = new EventStore(log, recovery.index, committer, window, limits, options);
-      if (options.replication) store.writtenIds = WrittenIdRing.fromWindow(recovered);
+      store.writtenIds = writtenIds;
       failureSink.notify = (error) => store.fail(error);
       return store;
     } catch (error) {

@@ -6,7 +6,7 @@ import type { Log } from '../storage/log.js';
 import { MemoryIndexBackend } from '../storage/memory-index-backend.js';
 import { RecordType } from '../storage/record-frame.js';
 import { eventHeaderAt, entryOffsetsOf } from './event-codec.js';
-import type { IdempotencyWindow, WrittenBatch } from './idempotency-window.js';
+import type { IdempotencyWindowLimits, WrittenBatch } from './idempotency-window.js';
 import { StreamIndex } from './stream-index.js';
 import { batchesOfRecord, type BatchEventFacts } from './written-batches.js';
 
@@ -115,11 +115,18 @@ export async function recoverIndex(backend: IndexBackend, log: Log, replay: 'who
   return { index, rebuiltBecause, recordsReplayed };
 }
 
+/** Where recovered writes go: the idempotency window, or a replica's ring of written ids. */
+export interface WrittenBatchSink {
+  readonly limits: IdempotencyWindowLimits;
+  add(batch: WrittenBatch): void;
+}
+
 /**
- * Refills the idempotency window from the newest writes in the log (reading backwards), so a
- * client retrying across a restart is still recognised.
+ * Refills the idempotency window (or the ring a replica keeps instead) from the newest writes in
+ * the log (reading backwards), oldest first, so a client retrying across a restart is still
+ * recognised.
  */
-export async function recoverIdempotencyWindow(window: IdempotencyWindow, log: Log, nowMs: number, appliedPosition: number): Promise<void> {
+export async function recoverIdempotencyWindow(window: WrittenBatchSink, log: Log, nowMs: number, appliedPosition: number): Promise<void> {
   const oldestKeptMicros = (nowMs - window.limits.maxAgeMs) * 1000;
   const collected: WrittenBatch[][] = [];
   const done = Promise.resolve();
@@ -141,5 +148,4 @@ export async function recoverIdempotencyWindow(window: IdempotencyWindow, log: L
     }
   }
   for (let i = collected.length - 1; i >= 0; i--) for (const batch of collected[i]!) window.add(batch);
-  window.evictExpired(nowMs);
 }

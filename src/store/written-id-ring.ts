@@ -41,8 +41,10 @@ export class WrittenIdRing {
   private oldest = 0;
   private idsWritten = 0;
   private eventsKept = 0;
+  /** Offsets 0, 16, 32... of ids stored one after another (see `add`). */
+  private readonly contiguous: number[] = [];
 
-  constructor(limits: Pick<IdempotencyWindowLimits, 'maxEvents'>) {
+  constructor(readonly limits: IdempotencyWindowLimits) {
     this.maxEvents = limits.maxEvents;
     this.batchSlots = Math.max(1, Math.min(INITIAL_BATCHES, this.maxEvents));
     this.idSlots = this.batchSlots;
@@ -94,29 +96,18 @@ export class WrittenIdRing {
     this.eventsKept += count;
   }
 
+  /** Records a committed write as the window holds it (its ids contiguous). */
+  add(batch: WrittenBatch): void {
+    const count = batch.ids.byteLength / ID_BYTES;
+    while (this.contiguous.length < count) this.contiguous.push(this.contiguous.length * ID_BYTES);
+    const { stream, firstRevision, commitPosition, lastPreparePosition, createdMicros } = batch;
+    this.record({ stream, firstRevision, softDeleted: batch.priorView.softDeleted, commitPosition, lastPreparePosition, createdMicros }, batch.ids, this.contiguous, 0, count, 0);
+  }
+
   /** A ring holding the committed writes a window remembers (a leader that stops leading keeps them so). */
   static fromWindow(window: IdempotencyWindow): WrittenIdRing {
     const ring = new WrittenIdRing(window.limits);
-    const offsets: number[] = [];
-    window.forEachBatch((batch: WrittenBatch) => {
-      const count = batch.ids.byteLength / ID_BYTES;
-      while (offsets.length < count) offsets.push(offsets.length * ID_BYTES);
-      ring.record(
-        {
-          stream: batch.stream,
-          firstRevision: batch.firstRevision,
-          softDeleted: batch.priorView.softDeleted,
-          commitPosition: batch.commitPosition,
-          lastPreparePosition: batch.lastPreparePosition,
-          createdMicros: batch.createdMicros,
-        },
-        batch.ids,
-        offsets,
-        0,
-        count,
-        0,
-      );
-    });
+    window.forEachBatch((batch) => ring.add(batch));
     return ring;
   }
 
