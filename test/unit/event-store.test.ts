@@ -614,10 +614,13 @@ describe('live notification', () => {
 
 describe('write admission', () => {
   /** A store whose committer is the local one, counting proposals, admitting writes as told. */
-  async function storeAdmitting(admitWrite: () => Promise<void> | undefined): Promise<{ store: EventStore; proposals: () => number }> {
+  async function storeAdmitting(
+    admitWrite: () => Promise<void> | undefined,
+    on: { directory: string } | { inMemory: true } = { inMemory: true },
+  ): Promise<{ store: EventStore; proposals: () => number }> {
     let proposals = 0;
     const store = await EventStore.open({
-      inMemory: true,
+      ...on,
       replication: {
         committer: (log) => {
           const local = new LocalCommitter(log);
@@ -663,6 +666,27 @@ describe('write admission', () => {
     assert.equal(proposals(), 1);
     assert.equal((await store.readStream('s')).length, 1);
     await store.close();
+  });
+
+  it('in a cluster, keeps the written ids across a restart: a replica that reopens and leads recognises a retry', async () => {
+    // On disk, so that the reopened index says how far the log was applied (as a restarted node's does).
+    const directory = await makeTempDirectory();
+    const on = { directory: directory.path };
+    const id = '0b6f3c52-8f0e-4a7d-9a51-3f6e2d1c4b5a';
+    const write = (store: EventStore) => store.appendToStream('s', [{ id, type: 'T', data: { n: 1 } }], { expectedState: 'no_stream' });
+    try {
+      const first = await storeAdmitting(() => undefined, on);
+      const original = await write(first.store);
+      await first.store.close();
+      // Reopened, it is a follower until it leads: the ring it fills from the log becomes its window.
+      const { store, proposals } = await storeAdmitting(() => undefined, on);
+      assert.deepEqual(await write(store), original);
+      assert.equal(proposals(), 0);
+      assert.equal((await store.readStream('s')).length, 1);
+      await store.close();
+    } finally {
+      await directory.remove();
+    }
   });
 
   it('waits while the committer holds writes back, and fails the append when it refuses', async () => {
