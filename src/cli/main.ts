@@ -12,6 +12,7 @@ import { createServerLogger, logStartup } from '../server/logger.js';
 import { startClusterNode } from '../server/cluster-node.js';
 import { startNode, type RunningNode } from '../server/node.js';
 import { CHRONICLE_VERSION } from '../server/version.js';
+import { stopOnSignals } from './stop-signals.js';
 
 const VERSION = CHRONICLE_VERSION;
 /** Subcommands that work on a data directory offline; anything else starts a node. */
@@ -146,15 +147,13 @@ async function runServer(args: string[]): Promise<void> {
     close();
     return;
   }
-  const onSignal = (signal: NodeJS.Signals) => {
-    logger.info({ signal }, `received ${signal}`);
-    void node.stop();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  const removeSignalHandlers = stopOnSignals(
+    process,
+    () => void node.stop(),
+    (signal, repeated) => logger.info({ signal }, repeated ? `received ${signal} while stopping: the stop goes on` : `received ${signal}`),
+  );
   await node.stopped;
-  process.off('SIGTERM', onSignal);
-  process.off('SIGINT', onSignal);
+  removeSignalHandlers();
   if (node.exitCode !== undefined) process.exitCode = node.exitCode;
   close();
 }
