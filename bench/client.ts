@@ -13,10 +13,8 @@
  *    key, one INSERT transaction per append through `pg`, fsync and synchronous_commit on, the
  *    same appends in flight — the store users would otherwise pick, on the same disk, same run.
  *
- * Options: --seconds N per scenario (default 3), --quick, --scenario 64x1 (only that many in
- * flight × events per append; repeatable), --sections 1,2 (only those parts), --repeat N (part 1: N alternating
- * runs of each side; the throughputs are their medians, the ratio the median of each pair's ratio),
- * --stub in-client (the stub inside this process, on the client's thread, as before 2026-11-22).
+ * Options: `USAGE` below (`--help`); `--stub in-client` runs the stubs on the client's thread, as
+ * before 2026-11-22.
  *
  * Part 1 also measures a second reference, the durable stub: the same stub, except that it
  * writes each turn's events to a file and answers them after an fdatasync, one at a time as a
@@ -32,7 +30,6 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { KurrentDBClient, binaryEvent } from '@kurrent/kurrentdb-client';
 import pg from 'pg';
 import { existsSync, readdirSync } from 'node:fs';
@@ -41,9 +38,26 @@ import { frameMessage, MessageDeframer } from '../src/api/grpc/framing.js';
 import { GrpcServer } from '../src/api/grpc/grpc-server.js';
 import { registerNodeServices } from '../src/api/grpc/node-services.js';
 import { codecOf, streamIdentifier, uuidToMessage, type Message } from '../src/api/grpc/protocol.js';
+import { BenchArguments } from './arguments.js';
 
-const { values } = parseArgs({
+const USAGE = `
+npm run bench:client -- [options]   (or: node dist/bench/client.js [options])
+
+  --seconds N        each scenario runs N seconds (default 3)
+  --scenario 64x1    only this many appends in flight × events per append (repeatable; default all
+                     of 1, 8, 64 × 1, 100)
+  --sections 1,2     only these parts: 1 official client vs stubs, 2 lean generator, 3 PostgreSQL,
+                     4 reads and fan-out (default 1,2,3,4)
+  --repeat N         part 1: N alternating runs of each side; medians, and the median pair ratio
+                     (default 1)
+  --stub in-client   run the stubs inside this process, on the client's thread (default: process)
+  --quick            0.5 s scenarios
+  --help             this text
+`;
+const bench = new BenchArguments(USAGE);
+const { values } = bench.parse({
   options: {
+    help: { type: 'boolean', short: 'h' },
     seconds: { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
     scenario: { type: 'string', multiple: true },
@@ -54,9 +68,13 @@ const { values } = parseArgs({
     'stub-log': { type: 'string' },
   },
 });
-if (values.stub !== 'process' && values.stub !== 'in-client') throw new Error(`--stub must be 'process' or 'in-client', not '${values.stub}'`);
+if (values.stub !== 'process' && values.stub !== 'in-client') bench.fail(`--stub must be 'process' or 'in-client', not '${values.stub}'`);
+for (const scenario of values.scenario ?? []) {
+  if (!/^(1|8|64)x(1|100)$/.test(scenario)) bench.fail(`--scenario must be one of 1x1, 8x1, 64x1, 1x100, 8x100, 64x100, not '${scenario}'`);
+}
+const repeats = bench.integer('repeat', values.repeat, 1);
 const sections = new Set(values.sections.split(',').map((section) => section.trim()));
-const scenarioMs = values.quick ? 500 : Number(values.seconds) * 1000;
+const scenarioMs = values.quick ? 500 : bench.positiveNumber('seconds', values.seconds) * 1000;
 const EVENT_BYTES = 200;
 
 async function freePort(): Promise<number> {
@@ -303,7 +321,7 @@ async function main(): Promise<void> {
       const durableRuns: number[] = [];
       const ratios: number[] = [];
       const durableRatios: number[] = [];
-      for (let run = 0; run < Number(values.repeat); run++) {
+      for (let run = 0; run < repeats; run++) {
         chronicleRuns.push(await officialClient(node.port, inFlight, eventsPerAppend));
         referenceRuns.push(await officialClient(stub.port, inFlight, eventsPerAppend));
         durableRuns.push(await officialClient(durableStub.port, inFlight, eventsPerAppend));

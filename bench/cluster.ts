@@ -16,8 +16,7 @@
  *    The leader is `kill -9`ed; measured is the time from the kill to each writer's first
  *    acknowledged write that was sent after the kill, and when a new leader shows in gossip.
  *
- * Options: --seconds N per scenario (default 3), --failover-runs N (default 10), --quick (0.5 s
- * scenarios, 3 failover runs). BENCH_NODE_SCRIPT names the script that starts a node (default: a
+ * Options: `USAGE` below (`--help`). BENCH_NODE_SCRIPT names the script that starts a node (default: a
  * tiny entry next to this build's src/cli/main.js, so a rebuild of dist/ elsewhere does not matter).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -30,28 +29,37 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { KurrentDBClient, binaryEvent } from '@kurrent/kurrentdb-client';
 import { frameMessage, MessageDeframer } from '../src/api/grpc/framing.js';
 import { codecOf, streamIdentifier, uuidToMessage, type Message } from '../src/api/grpc/protocol.js';
+import { BenchArguments } from './arguments.js';
 
-const { values } = parseArgs({
+const USAGE = `
+npm run bench:cluster -- [options]   (or: node dist/bench/cluster.js [options])
+
+  --seconds N         each throughput scenario runs N seconds (default 3)
+  --writers 1,8,64    the appends in flight to measure (default 1,8,64)
+  --repeat N          N alternating runs of single node and cluster per writer count; figures are
+                      medians, the ratio the median of each pair's ratio (default 1)
+  --failover-runs N   leader kills to time, 0 to skip them (default 10)
+  --quick             0.5 s scenarios and 3 failover runs
+  --help              this text
+`;
+const bench = new BenchArguments(USAGE);
+const { values } = bench.parse({
   options: {
     seconds: { type: 'string', default: '3' },
     'failover-runs': { type: 'string' },
     quick: { type: 'boolean', default: false },
     writers: { type: 'string', default: '1,8,64' },
     repeat: { type: 'string', default: '1' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
-const scenarioMs = values.quick ? 500 : Number(values.seconds) * 1000;
-const failoverRuns = Number(values['failover-runs'] ?? (values.quick ? 3 : 10));
-const WRITER_COUNTS = values.writers.split(',').map(Number);
-const repeats = Number(values.repeat);
-if (!(scenarioMs > 0)) throw new Error('--seconds must be > 0');
-if (!Number.isInteger(failoverRuns) || failoverRuns < 0) throw new Error('--failover-runs must be 0 (skip the failover runs) or a positive integer');
-if (WRITER_COUNTS.length === 0 || !WRITER_COUNTS.every((count) => Number.isInteger(count) && count > 0)) throw new Error('--writers must list positive integers, e.g. 1,8,64');
-if (!Number.isInteger(repeats) || repeats < 1) throw new Error('--repeat must be a positive integer');
+const scenarioMs = values.quick ? 500 : bench.positiveNumber('seconds', values.seconds) * 1000;
+const failoverRuns = bench.integer('failover-runs', values['failover-runs'] ?? (values.quick ? '3' : '10'), 0);
+const WRITER_COUNTS = values.writers.split(',').map((count) => bench.integer('writers', count.trim(), 1));
+const repeats = bench.integer('repeat', values.repeat, 1);
 
 const EVENT_BYTES = 200;
 const ETCD_IN_FLIGHT = 64;

@@ -3,7 +3,7 @@
  * with its own connection (HTTP/1.1 keep-alive) or sharing the official gRPC client's HTTP/2
  * connection, appending 1 or 100 events of 200 bytes per request, every append acknowledged
  * after its fdatasync. Run by `npm run bench` (after the storage figures) or alone with
- * `npm run bench:http` (--seconds N per scenario, default 3; --quick).
+ * `npm run bench:http` (`--help` for its options).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,8 +12,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { KurrentDBClient, jsonEvent } from '@kurrent/kurrentdb-client';
+import { BenchArguments } from './arguments.js';
 
 const CONNECTIONS = 64;
 const PAYLOAD = 'a'.repeat(190);
@@ -138,6 +138,13 @@ export async function runHttpBenchmark(scenarioMs: number): Promise<void> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, quick: { type: 'boolean', default: false } } });
-  await runHttpBenchmark(values.quick ? 500 : Number(values.seconds) * 1000);
+  const bench = new BenchArguments(`
+npm run bench:http -- [options]   (or: node dist/bench/http.js [options])
+
+  --seconds N   each scenario runs N seconds (default 3)
+  --quick       0.5 s scenarios
+  --help        this text
+`);
+  const { values } = bench.parse({ options: { seconds: { type: 'string', default: '3' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  await runHttpBenchmark(values.quick ? 500 : bench.positiveNumber('seconds', values.seconds) * 1000);
 }

@@ -7,10 +7,10 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { EventStore } from '../src/store/event-store.js';
 import { runHttpBenchmark } from './http.js';
 import { measureRawDisk, type RawDiskLimits } from './raw-disk.js';
+import { BenchArguments } from './arguments.js';
 
 interface AppendScenario {
   writers: number;
@@ -27,8 +27,20 @@ interface AppendFigures {
   appendsPerFsync: number;
 }
 
-const { values } = parseArgs({
+const USAGE = `
+node --expose-gc dist/bench/run.js [options]   (the storage part of npm run bench)
+
+  --dir PATH             where the stores are made (default bench/.data)
+  --seconds N            each append scenario runs N seconds (default 3)
+  --rounds N             rounds of the append scenarios; figures are medians (default 3)
+  --rebuild-events N     events in the index-rebuild measurement (default 1000000)
+  --quick                0.3 s scenarios, one round, 50,000 events to rebuild
+  --help                 this text
+`;
+const bench = new BenchArguments(USAGE);
+const { values } = bench.parse({
   options: {
+    help: { type: 'boolean', short: 'h' },
     dir: { type: 'string', default: 'bench/.data' },
     seconds: { type: 'string', default: '3' },
     'rebuild-events': { type: 'string', default: '1000000' },
@@ -37,9 +49,9 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick ?? false;
-const scenarioMs = quick ? 300 : Number(values.seconds) * 1000;
-const rebuildEvents = quick ? 50_000 : Number(values['rebuild-events']);
-const roundCount = quick ? 1 : Number(values.rounds);
+const scenarioMs = quick ? 300 : bench.positiveNumber('seconds', values.seconds) * 1000;
+const rebuildEvents = quick ? 50_000 : bench.integer('rebuild-events', values['rebuild-events'], 1);
+const roundCount = quick ? 1 : bench.integer('rounds', values.rounds, 1);
 const baseDirectory = resolve(values.dir ?? 'bench/.data');
 
 function percentile(sorted: Float64Array, fraction: number): number {
