@@ -46,6 +46,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * The environment for a node a test starts: this process's, without CHRONICLE_* variables (the
+ * node reads them as settings and refuses unknown ones) or the test runner's context.
+ */
+export function nodeEnvironment(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CHRONICLE_') && key !== 'NODE_TEST_CONTEXT'));
+}
+
 const running = new Set<ServerProcess>();
 let exitHooksInstalled = false;
 
@@ -118,9 +126,7 @@ export class ServerProcess {
 
   private static async spawnAndWait(chronicleArgs: readonly string[], host: string, port: number, options: ServerStartOptions): Promise<ServerProcess> {
     const args = [CHRONICLE_BIN, ...chronicleArgs];
-    // The node reads CHRONICLE_* variables as settings (and refuses unknown ones): pass none of them.
-    const environment = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CHRONICLE_') && key !== 'NODE_TEST_CONTEXT'));
-    const child = spawn(process.execPath, args, { cwd: REPOSITORY_ROOT, env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd: REPOSITORY_ROOT, env: nodeEnvironment(), stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid === undefined) {
       const [error] = (await once(child, 'error')) as [Error];
       throw new Error(`could not spawn chronicle: ${error.message}`);

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, REPOSITORY_ROOT } from './server-process.js';
+import { freePort, nodeEnvironment, REPOSITORY_ROOT } from './server-process.js';
 
 /**
  * A SIGTERM sent to the npm process that started the node (what a process manager or `kill` of
@@ -17,10 +17,9 @@ const EXIT_MS = 15_000;
 describe('signals', () => {
   test('a SIGTERM to `npm run serve` stops the node it started, leaving no process behind', { timeout: 60_000 }, async () => {
     const port = await freePort();
-    const environment = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CHRONICLE_') && key !== 'NODE_TEST_CONTEXT'));
     const npm = spawn('npm', ['run', 'serve', '--silent', '--', '--mem-db', '--ext-ip', '127.0.0.1', '--ext-http-port', String(port)], {
       cwd: REPOSITORY_ROOT,
-      env: environment,
+      env: nodeEnvironment(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output: string[] = [];
@@ -57,13 +56,8 @@ function descendantsOf(root: number): number[] {
   const parentOf = new Map<number, number>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    try {
-      // The parent pid is the 2nd field after the command name, which may itself hold spaces.
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // Gone meanwhile.
-    }
+    const fields = statFields(Number(name));
+    if (fields) parentOf.set(Number(name), Number(fields[1]));
   }
   const found: number[] = [];
   const frontier = [root];
@@ -80,11 +74,18 @@ function descendantsOf(root: number): number[] {
 }
 
 function isAlive(pid: number): boolean {
+  // A zombie (exited, not yet reaped) counts as gone.
+  const state = statFields(pid)?.[0];
+  return state !== undefined && state !== 'Z';
+}
+
+/** The fields of /proc/PID/stat after the command name (state, parent pid, ...); undefined once gone. */
+function statFields(pid: number): string[] | undefined {
   try {
-    // A zombie (exited, not yet reaped) counts as gone.
+    // The command name, in parentheses, may itself hold spaces and parentheses.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return false;
+    return undefined;
   }
 }

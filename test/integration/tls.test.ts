@@ -61,9 +61,8 @@ forEachClient(import.meta.url, { timeoutMs: 45_000 }, (kitPromise) => {
 
 test('a node without a certificate and without --insecure refuses to start, naming the options', async () => {
   const { spawnSync } = await import('node:child_process');
-  const { CHRONICLE_BIN, REPOSITORY_ROOT } = await import('./server-process.js');
-  const environment = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('CHRONICLE_') && key !== 'NODE_TEST_CONTEXT'));
-  const result = spawnSync(process.execPath, [CHRONICLE_BIN, '--mem-db', '--ext-http-port', '1'], { cwd: REPOSITORY_ROOT, env: environment, encoding: 'utf8', timeout: 15_000 });
+  const { CHRONICLE_BIN, REPOSITORY_ROOT, nodeEnvironment } = await import('./server-process.js');
+  const result = spawnSync(process.execPath, [CHRONICLE_BIN, '--mem-db', '--ext-http-port', '1'], { cwd: REPOSITORY_ROOT, env: nodeEnvironment(), encoding: 'utf8', timeout: 15_000 });
   assert.equal(result.status, 2);
   assert.match(result.stderr, /--certificate-file/);
   assert.match(result.stderr, /--insecure/);
