@@ -20,6 +20,9 @@
  * writes each turn's events to a file and answers them after an fdatasync, one at a time as a
  * group commit does. It is the least any durable server does, so Chronicle ÷ durable stub says
  * how much of the gap to the no-op stub is the store, and how much is the disk in the loop.
+ * With `--stub-cpu 8,16`, more durable stubs that also spend that many microseconds of CPU on
+ * their main thread per append: the client's rate against a server as a function of what the
+ * server spends per append, in the same run, beside Chronicle's own CPU per append.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -51,6 +54,7 @@ npm run bench:client -- [options]   (or: node dist/bench/client.js [options])
   --repeat N         part 1: N alternating runs of each side; medians, and the median pair ratio
                      (default 1)
   --stub in-client   run the stubs inside this process, on the client's thread (default: process)
+  --stub-cpu 8,16    part 1: also durable stubs that spend this many µs of CPU per append
   --quick            0.5 s scenarios
   --help             this text
 `;
@@ -66,6 +70,8 @@ const { values } = bench.parse({
     stub: { type: 'string', default: 'process' },
     'serve-stub': { type: 'string' },
     'stub-log': { type: 'string' },
+    'stub-cpu': { type: 'string' },
+    'stub-cpu-us': { type: 'string' },
   },
 });
 if (values.stub !== 'process' && values.stub !== 'in-client') bench.fail(`--stub must be 'process' or 'in-client', not '${values.stub}'`);
@@ -73,6 +79,7 @@ for (const scenario of values.scenario ?? []) {
   if (!/^(1|8|64)x(1|100)$/.test(scenario)) bench.fail(`--scenario must be one of 1x1, 8x1, 64x1, 1x100, 8x100, 64x100, not '${scenario}'`);
 }
 const repeats = bench.integer('repeat', values.repeat, 1);
+const stubCpuMicros = values['stub-cpu'] === undefined ? [] : values['stub-cpu'].split(',').map((micros) => bench.positiveNumber('stub-cpu', micros.trim()));
 const sections = new Set(values.sections.split(',').map((section) => section.trim()));
 const scenarioMs = values.quick ? 500 : bench.positiveNumber('seconds', values.seconds) * 1000;
 const EVENT_BYTES = 200;
@@ -135,13 +142,15 @@ function cpuMicros(pid: number): number {
  * The reference, in its own process like the node (`--stub process`, the default), or inside
  * the client's process (`--stub in-client`), where serving it takes the client's own thread.
  */
-async function startStub(durable = false): Promise<{ port: number; stop: () => Promise<void> }> {
+async function startStub(durable = false, cpuMicrosPerAppend = 0): Promise<{ port: number; pid: number | undefined; stop: () => Promise<void> }> {
   const logDirectory = durable ? await mkdtemp(join(tmpdir(), 'chronicle-bench-stub-')) : undefined;
   const logPath = logDirectory ? join(logDirectory, 'events.log') : undefined;
   if (values.stub === 'in-client') {
-    const stub = await serveStub(0, logPath);
+    const stub = await serveStub(0, logPath, cpuMicrosPerAppend);
     return {
       port: stub.port,
+      // Its CPU time is the client's: not measured apart.
+      pid: undefined,
       stop: async () => {
         await stub.stop();
         if (logDirectory) await rm(logDirectory, { recursive: true, force: true });
@@ -149,12 +158,14 @@ async function startStub(durable = false): Promise<{ port: number; stop: () => P
     };
   }
   const port = await freePort();
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-stub', String(port), ...(logPath ? ['--stub-log', logPath] : [])], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const stubArguments = ['--serve-stub', String(port), ...(logPath ? ['--stub-log', logPath] : []), ...(cpuMicrosPerAppend > 0 ? ['--stub-cpu-us', String(cpuMicrosPerAppend)] : [])];
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...stubArguments], { stdio: ['ignore', 'inherit', 'inherit'] });
   const killStub = () => child.kill('SIGKILL');
   process.once('exit', killStub);
   await waitForPort(port);
   return {
     port,
+    pid: child.pid,
     stop: async () => {
       process.off('exit', killStub);
       child.kill('SIGTERM');
@@ -168,8 +179,10 @@ async function startStub(durable = false): Promise<{ port: number; stop: () => P
  * The reference: answers every BatchAppend at once and stores nothing — or, given a log file,
  * the durable reference: the events that arrived during one turn (or during the previous
  * fdatasync) are written to the file, one fdatasync makes them durable, then they are answered.
+ * `cpuMicrosPerAppend` > 0 makes it busy that long on its main thread for each append it takes,
+ * a stand-in for what a real store spends (validation, indexing, encoding).
  */
-async function serveStub(port: number, logPath?: string): Promise<{ port: number; stop: () => Promise<void> }> {
+async function serveStub(port: number, logPath?: string, cpuMicrosPerAppend = 0): Promise<{ port: number; stop: () => Promise<void> }> {
   const log = logPath ? await open(logPath, 'a') : undefined;
   let group: { bytes: Uint8Array[]; answers: (() => void)[] } = { bytes: [], answers: [] };
   let flushScheduled = false;
@@ -194,6 +207,7 @@ async function serveStub(port: number, logPath?: string): Promise<{ port: number
     handle: async (requests, responses) => {
       responses.sendHeaders();
       for await (const request of requests) {
+        if (cpuMicrosPerAppend > 0 && request.is_final) spendCpu(cpuMicrosPerAppend);
         const answer = () => void responses.send({ correlation_id: request.correlation_id, success: { current_revision: 0, position: { commit_position: 0, prepare_position: 0 } } });
         if (!log) {
           if (request.is_final) answer();
@@ -222,11 +236,19 @@ async function serveStub(port: number, logPath?: string): Promise<{ port: number
   };
 }
 
-async function officialClient(port: number, inFlight: number, eventsPerAppend: number): Promise<number> {
+/** Keeps the thread busy for `micros` µs: the cost of work, without the work. */
+function spendCpu(micros: number): void {
+  const until = performance.now() + micros / 1000;
+  while (performance.now() < until);
+}
+
+/** The official client's appends per second against the server on `port`, and that server's CPU per append when its pid is known. */
+async function officialClient(port: number, serverPid: number | undefined, inFlight: number, eventsPerAppend: number): Promise<{ rate: number; serverCpuMicrosPerAppend: number }> {
   const client = KurrentDBClient.connectionString`kurrentdb://127.0.0.1:${String(port)}?tls=false`;
   const data = new Uint8Array(EVENT_BYTES).fill(0x61);
   await client.appendToStream('warm-up', [binaryEvent({ type: 'WarmUp', data })]);
   let appends = 0;
+  const cpuBefore = serverPid === undefined ? 0 : cpuMicros(serverPid);
   const started = performance.now();
   const deadline = started + scenarioMs;
   await Promise.all(
@@ -238,8 +260,9 @@ async function officialClient(port: number, inFlight: number, eventsPerAppend: n
     }),
   );
   const rate = appends / ((performance.now() - started) / 1000);
+  const serverCpuMicrosPerAppend = serverPid === undefined ? Number.NaN : (cpuMicros(serverPid) - cpuBefore) / appends;
   await client.dispose();
-  return rate;
+  return { rate, serverCpuMicrosPerAppend };
 }
 
 /** Pre-encoded BatchAppend requests over one HTTP/2 stream, `inFlight` unanswered at any time. */
@@ -250,7 +273,8 @@ async function leanGenerator(port: number, inFlight: number, eventsPerAppend: nu
   // Every append needs its own event ids (repeated ids would be idempotent retries that write
   // nothing), so enough frames for the whole scenario are encoded up front.
   const frames: Buffer[] = [];
-  const frameCount = Math.ceil(((eventsPerAppend === 1 ? 60_000 : 1_500) * scenarioMs) / 1000);
+  // Above the fastest rates seen on the development machine (56k/s with one event per append).
+  const frameCount = Math.ceil(((eventsPerAppend === 1 ? 100_000 : 1_500) * scenarioMs) / 1000);
   for (let i = 0; i < frameCount; i++) {
     const request: Message = {
       correlation_id: uuidToMessage(randomUUID(), false),
@@ -293,6 +317,8 @@ async function leanGenerator(port: number, inFlight: number, eventsPerAppend: nu
   return { rate, appends: acknowledged };
 }
 
+/** A CPU figure, or a dash where it was not measured (a stub inside the client's process). */
+const formatCpu = (micros: number) => (Number.isNaN(micros) ? '—' : format(micros, 1));
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const format = (value: number, digits = 0) => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
@@ -311,30 +337,47 @@ async function main(): Promise<void> {
   const node = await startChronicle();
   if (sections.has('1')) {
     console.log('## 1. The official client (@kurrent/kurrentdb-client, BatchAppend): Chronicle vs a no-op stub, and vs a stub that only writes and fdatasyncs\n');
-    console.log('| in flight | events/append | Chronicle appends/s | no-op stub appends/s | ratio | durable stub appends/s | Chronicle ÷ durable stub |');
-    console.log('|---:|---:|---:|---:|---:|---:|---:|');
+    const spendingHeaders = stubCpuMicros.map((micros) => ` durable stub + ${micros} µs CPU/append: appends/s | ÷ no-op stub | server CPU µs/append |`).join('');
+    console.log(`| in flight | events/append | Chronicle appends/s | no-op stub appends/s | ratio | durable stub appends/s | durable ÷ no-op stub | Chronicle ÷ durable stub | server CPU µs/append: Chronicle | durable stub |${spendingHeaders}`);
+    console.log(`|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|${'---:|---:|---:|'.repeat(stubCpuMicros.length)}`);
     const stub = await startStub();
     const durableStub = await startStub(true);
+    const spendingStubs = [];
+    for (const micros of stubCpuMicros) spendingStubs.push(await startStub(true, micros));
     for (const { inFlight, eventsPerAppend } of scenarios) {
-      const chronicleRuns: number[] = [];
+      const chronicleRuns: { rate: number; serverCpuMicrosPerAppend: number }[] = [];
       const referenceRuns: number[] = [];
-      const durableRuns: number[] = [];
+      const durableRuns: { rate: number; serverCpuMicrosPerAppend: number }[] = [];
+      const spendingRuns = spendingStubs.map(() => [] as { rate: number; serverCpuMicrosPerAppend: number; ratio: number }[]);
       const ratios: number[] = [];
       const durableRatios: number[] = [];
+      const durableToNoOp: number[] = [];
       for (let run = 0; run < repeats; run++) {
-        chronicleRuns.push(await officialClient(node.port, inFlight, eventsPerAppend));
-        referenceRuns.push(await officialClient(stub.port, inFlight, eventsPerAppend));
-        durableRuns.push(await officialClient(durableStub.port, inFlight, eventsPerAppend));
+        const chronicle = await officialClient(node.port, node.child.pid, inFlight, eventsPerAppend);
+        const reference = await officialClient(stub.port, stub.pid, inFlight, eventsPerAppend);
+        const durable = await officialClient(durableStub.port, durableStub.pid, inFlight, eventsPerAppend);
+        for (const [i, spending] of spendingStubs.entries()) {
+          const measured = await officialClient(spending.port, spending.pid, inFlight, eventsPerAppend);
+          spendingRuns[i]!.push({ ...measured, ratio: measured.rate / reference.rate });
+        }
+        chronicleRuns.push(chronicle);
+        referenceRuns.push(reference.rate);
+        durableRuns.push(durable);
         // Each set ran back to back: its ratios are untouched by the machine's drift between sets.
-        ratios.push(chronicleRuns.at(-1)! / referenceRuns.at(-1)!);
-        durableRatios.push(chronicleRuns.at(-1)! / durableRuns.at(-1)!);
+        ratios.push(chronicle.rate / reference.rate);
+        durableRatios.push(chronicle.rate / durable.rate);
+        durableToNoOp.push(durable.rate / reference.rate);
       }
+      const spendingCells = spendingRuns
+        .map((runs) => ` ${format(median(runs.map((run) => run.rate)))} | ${format(median(runs.map((run) => run.ratio)), 2)} | ${formatCpu(median(runs.map((run) => run.serverCpuMicrosPerAppend)))} |`)
+        .join('');
       console.log(
-        `| ${inFlight} | ${eventsPerAppend} | ${format(median(chronicleRuns))} | ${format(median(referenceRuns))} | ${format(median(ratios), 2)} | ${format(median(durableRuns))} | ${format(median(durableRatios), 2)} |`,
+        `| ${inFlight} | ${eventsPerAppend} | ${format(median(chronicleRuns.map((run) => run.rate)))} | ${format(median(referenceRuns))} | ${format(median(ratios), 2)} | ${format(median(durableRuns.map((run) => run.rate)))} | ${format(median(durableToNoOp), 2)} | ${format(median(durableRatios), 2)} | ${formatCpu(median(chronicleRuns.map((run) => run.serverCpuMicrosPerAppend)))} | ${formatCpu(median(durableRuns.map((run) => run.serverCpuMicrosPerAppend)))} |${spendingCells}`,
       );
     }
     await stub.stop();
     await durableStub.stop();
+    for (const spending of spendingStubs) await spending.stop();
   }
 
   if (sections.has('2')) {
@@ -478,7 +521,7 @@ async function fanOut(port: number, subscribers: number, appends: number): Promi
 }
 
 if (values['serve-stub'] !== undefined) {
-  const stub = await serveStub(Number(values['serve-stub']), values['stub-log']);
+  const stub = await serveStub(Number(values['serve-stub']), values['stub-log'], values['stub-cpu-us'] === undefined ? 0 : Number(values['stub-cpu-us']));
   process.once('SIGTERM', () => void stub.stop().then(() => process.exit(0)));
 } else {
   await main();

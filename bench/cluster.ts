@@ -7,6 +7,10 @@
  *    one HTTP/2 session; one event of 200 B per append) with 1, 8 and 64 in flight, against a
  *    single node and against the leader of a 3-node cluster: throughput, latency p50/p99, the
  *    ratio cluster ÷ single, and server CPU per acknowledged append (leader and followers).
+ *    With `--ceiling`, a third side per pair: the single node again, with two processes beside it
+ *    that only burn as much CPU as the two followers used in the cluster run just before (in
+ *    slices of 0.4 ms). The cluster cannot beat that figure on this machine however cheap
+ *    replication were for its leader: it is the ceiling of the ratio that sharing the cores sets.
  * 2. etcd, when installed (Debian's `etcd-server`): a 3-node etcd cluster on loopback, puts of
  *    200 B values to its leader through the HTTP gateway (`POST /v3/kv/put`, keep-alive
  *    connections with each request encoded once), 64 in flight, beside the Chronicle cluster.
@@ -42,6 +46,8 @@ npm run bench:cluster -- [options]   (or: node dist/bench/cluster.js [options])
   --repeat N          N alternating runs of single node and cluster per writer count; figures are
                       medians, the ratio the median of each pair's ratio (default 1)
   --failover-runs N   leader kills to time, 0 to skip them (default 10)
+  --ceiling           also measure the single node beside two processes that burn the followers'
+                      CPU: the ratio's ceiling on this machine with replication free for the leader
   --quick             0.5 s scenarios and 3 failover runs
   --help              this text
 `;
@@ -53,6 +59,7 @@ const { values } = bench.parse({
     quick: { type: 'boolean', default: false },
     writers: { type: 'string', default: '1,8,64' },
     repeat: { type: 'string', default: '1' },
+    ceiling: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -332,7 +339,9 @@ function loadResult(operations: number, elapsedMs: number, latenciesMs: number[]
 async function leanLoad(port: number, inFlight: number, durationMs: number): Promise<LoadResult> {
   // Every append needs its own event id (a repeated id would be an idempotent retry that writes
   // nothing), so the frames for the whole scenario are encoded before the clock starts.
-  const ratePerSecondMax = inFlight === 1 ? 20_000 : 60_000;
+  // Above what this machine's fastest single node has done (56k/s at 64 in flight, 2026-11-22),
+  // so that running out of frames stays the exception the report flags.
+  const ratePerSecondMax = inFlight === 1 ? 20_000 : 100_000;
   const frameCount = Math.ceil((ratePerSecondMax * durationMs) / 1000);
   const ids: string[] = [];
   const frames: Buffer[] = [];
@@ -492,6 +501,8 @@ interface ThroughputRow {
   singleCpuMicrosPerAppend: number;
   leaderCpuMicrosPerAppend: number;
   followersCpuMicrosPerAppend: number;
+  /** With --ceiling: the single node beside two processes burning the followers' CPU. */
+  ceiling?: { single: LoadResult; ratio: number; cpuMicrosPerAppend: number };
 }
 
 /** CPU time the given processes spent during `run`, per operation it reports. */
@@ -511,6 +522,18 @@ async function compareSingleAndCluster(single: ChronicleNode, leader: ChronicleN
       const singleRun = await withCpu([single.server.pid], () => leanLoad(single.externalPort, writers, scenarioMs));
       const clusterRun = await withCpu([leader.server.pid, ...followers.map((node) => node.server.pid)], () => leanLoad(leader.externalPort, writers, scenarioMs));
       const [leaderCpu, ...followerCpu] = clusterRun.cpuMicrosPerOperation;
+      const followersCpuMicrosPerAppend = followerCpu.reduce((sum, value) => sum + value, 0) / followerCpu.length;
+      let ceiling: ThroughputRow['ceiling'];
+      if (values.ceiling) {
+        const followerCores = (followersCpuMicrosPerAppend * clusterRun.result.perSecond) / 1e6;
+        const burners = followers.map((_, i) => startCpuBurner(`burner-${i + 1}`, followerCores));
+        try {
+          const beside = await withCpu([single.server.pid], () => leanLoad(single.externalPort, writers, scenarioMs));
+          ceiling = { single: beside.result, ratio: beside.result.perSecond / singleRun.result.perSecond, cpuMicrosPerAppend: beside.cpuMicrosPerOperation[0]! };
+        } finally {
+          for (const burner of burners) await stopServer(burner);
+        }
+      }
       runs.push({
         writers,
         single: singleRun.result,
@@ -518,7 +541,8 @@ async function compareSingleAndCluster(single: ChronicleNode, leader: ChronicleN
         ratio: clusterRun.result.perSecond / singleRun.result.perSecond,
         singleCpuMicrosPerAppend: singleRun.cpuMicrosPerOperation[0]!,
         leaderCpuMicrosPerAppend: leaderCpu!,
-        followersCpuMicrosPerAppend: followerCpu.reduce((sum, value) => sum + value, 0) / followerCpu.length,
+        followersCpuMicrosPerAppend,
+        ...(ceiling ? { ceiling } : {}),
       });
     }
     rows.push(medianRow(runs));
@@ -526,24 +550,58 @@ async function compareSingleAndCluster(single: ChronicleNode, leader: ChronicleN
   return rows;
 }
 
+/** Busy CPU per turn of a burner: about the grain of a follower's work at 64 in flight. */
+const BURN_SLICE_MS = 0.4;
+
+/**
+ * A process that keeps `cores` of one CPU busy on average (0.3 = 30 %) and does nothing else: a
+ * stand-in for a follower's share of the machine, without its replication traffic. It sleeps
+ * between slices for as long as keeps its total on the target (timers only have millisecond
+ * resolution, so a fixed period would miss it).
+ */
+function startCpuBurner(name: string, cores: number): ServerProcess {
+  const share = Math.min(Math.max(cores, 0.01), 1);
+  const program = [
+    `const share = ${share}, slice = ${BURN_SLICE_MS}, started = performance.now();`,
+    'let busy = 0;',
+    'const burn = () => {',
+    '  const from = performance.now();',
+    '  while (performance.now() - from < slice);',
+    '  busy += performance.now() - from;',
+    '  setTimeout(burn, Math.max(0, busy / share - (performance.now() - started)));',
+    '};',
+    'burn();',
+  ].join('\n');
+  return spawnServer(name, process.execPath, ['-e', program]);
+}
+
+/** A load result whose every field is the median of that field over `results`. */
+function medianLoad(results: LoadResult[]): LoadResult {
+  const of = (pick: (result: LoadResult) => number): number => median(results.map(pick))!;
+  return {
+    perSecond: of((result) => result.perSecond),
+    operations: of((result) => result.operations),
+    latencyMsP50: of((result) => result.latencyMsP50),
+    latencyMsP99: of((result) => result.latencyMsP99),
+    ranOut: results.some((result) => result.ranOut),
+  };
+}
+
 /** Each column's median over the runs of one writer count (the load results' too, field by field). */
 function medianRow(runs: ThroughputRow[]): ThroughputRow {
   const of = (pick: (row: ThroughputRow) => number): number => median(runs.map(pick))!;
-  const load = (side: 'single' | 'cluster'): LoadResult => ({
-    perSecond: of((row) => row[side].perSecond),
-    operations: of((row) => row[side].operations),
-    latencyMsP50: of((row) => row[side].latencyMsP50),
-    latencyMsP99: of((row) => row[side].latencyMsP99),
-    ranOut: runs.some((row) => row[side].ranOut),
-  });
+  const ceilings = runs.flatMap((row) => (row.ceiling ? [row.ceiling] : []));
   return {
     writers: runs[0]!.writers,
-    single: load('single'),
-    cluster: load('cluster'),
+    single: medianLoad(runs.map((row) => row.single)),
+    cluster: medianLoad(runs.map((row) => row.cluster)),
     ratio: of((row) => row.ratio),
     singleCpuMicrosPerAppend: of((row) => row.singleCpuMicrosPerAppend),
     leaderCpuMicrosPerAppend: of((row) => row.leaderCpuMicrosPerAppend),
     followersCpuMicrosPerAppend: of((row) => row.followersCpuMicrosPerAppend),
+    ...(ceilings.length > 0
+      ? { ceiling: { single: medianLoad(ceilings.map((c) => c.single)), ratio: median(ceilings.map((c) => c.ratio))!, cpuMicrosPerAppend: median(ceilings.map((c) => c.cpuMicrosPerAppend))! } }
+      : {}),
   };
 }
 
@@ -884,13 +942,16 @@ async function main(): Promise<void> {
 
     console.log('## 1. Appends, lean generator (one HTTP/2 session, frames pre-encoded): single node vs leader of 3\n');
     if (repeats > 1) console.log(`Medians of ${repeats} alternating runs of each side; the ratio is the median of each pair's ratio.\n`);
-    console.log('| in flight | single appends/s | p50 ms | p99 ms | cluster appends/s | p50 ms | p99 ms | cluster ÷ single | CPU µs/append: single | leader | each follower |');
-    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    if (values.ceiling) console.log("The last three columns: the single node again, beside two processes that burn what the followers used, and its ratio to the single node alone — the cluster's ceiling here.\n");
+    const ceilingHeader = values.ceiling ? ' single beside followers\' CPU appends/s | its CPU µs/append | ceiling ÷ single |' : '';
+    console.log(`| in flight | single appends/s | p50 ms | p99 ms | cluster appends/s | p50 ms | p99 ms | cluster ÷ single | CPU µs/append: single | leader | each follower |${ceilingHeader}`);
+    console.log(`|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|${values.ceiling ? '---:|---:|---:|' : ''}`);
     const rows = await compareSingleAndCluster(single[0]!, leader, followers);
     for (const row of rows) {
-      const ranOut = row.single.ranOut || row.cluster.ranOut ? ' (frames ran out: lower bound)' : '';
+      const ranOut = row.single.ranOut || row.cluster.ranOut || row.ceiling?.single.ranOut ? ' (frames ran out: lower bound)' : '';
+      const ceilingCells = row.ceiling ? ` ${format(row.ceiling.single.perSecond)} | ${format(row.ceiling.cpuMicrosPerAppend, 1)} | ${format(row.ceiling.ratio, 2)} |` : '';
       console.log(
-        `| ${row.writers} | ${format(row.single.perSecond)} | ${format(row.single.latencyMsP50, 2)} | ${format(row.single.latencyMsP99, 2)} | ${format(row.cluster.perSecond)} | ${format(row.cluster.latencyMsP50, 2)} | ${format(row.cluster.latencyMsP99, 2)} | ${format(row.ratio, 2)} | ${format(row.singleCpuMicrosPerAppend, 1)} | ${format(row.leaderCpuMicrosPerAppend, 1)} | ${format(row.followersCpuMicrosPerAppend, 1)} |${ranOut}`,
+        `| ${row.writers} | ${format(row.single.perSecond)} | ${format(row.single.latencyMsP50, 2)} | ${format(row.single.latencyMsP99, 2)} | ${format(row.cluster.perSecond)} | ${format(row.cluster.latencyMsP50, 2)} | ${format(row.cluster.latencyMsP99, 2)} | ${format(row.ratio, 2)} | ${format(row.singleCpuMicrosPerAppend, 1)} | ${format(row.leaderCpuMicrosPerAppend, 1)} | ${format(row.followersCpuMicrosPerAppend, 1)} |${ceilingCells}${ranOut}`,
       );
     }
     await stopChronicle(single);
