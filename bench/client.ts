@@ -26,7 +26,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import http2 from 'node:http2';
 import { createServer } from 'node:net';
@@ -42,6 +42,7 @@ import { GrpcServer } from '../src/api/grpc/grpc-server.js';
 import { registerNodeServices } from '../src/api/grpc/node-services.js';
 import { codecOf, streamIdentifier, uuidToMessage, type Message } from '../src/api/grpc/protocol.js';
 import { BenchArguments } from './arguments.js';
+import { cpuMicros } from './process-cpu.js';
 
 const USAGE = `
 npm run bench:client -- [options]   (or: node dist/bench/client.js [options])
@@ -130,12 +131,6 @@ async function waitForPort(port: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`nothing listens on ${port}`);
-}
-
-function cpuMicros(pid: number): number {
-  // utime and stime, in clock ticks (100 per second on Linux).
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 /**

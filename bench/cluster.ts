@@ -25,7 +25,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import http2 from 'node:http2';
 import { connect as connectTcp, createServer, type AddressInfo, type Server } from 'node:net';
@@ -37,6 +37,7 @@ import { KurrentDBClient, binaryEvent } from '@kurrent/kurrentdb-client';
 import { frameMessage, MessageDeframer } from '../src/api/grpc/framing.js';
 import { codecOf, streamIdentifier, uuidToMessage, type Message } from '../src/api/grpc/protocol.js';
 import { BenchArguments } from './arguments.js';
+import { cpuMicros } from './process-cpu.js';
 
 const USAGE = `
 npm run bench:cluster -- [options]   (or: node dist/bench/cluster.js [options])
@@ -162,12 +163,6 @@ async function freePorts(count: number): Promise<number[]> {
   const ports = servers.map((server) => (server.address() as AddressInfo).port);
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
   return ports;
-}
-
-function cpuMicros(pid: number): number {
-  // utime and stime, in clock ticks (100 per second on Linux), all threads included.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string, pollMs = 25): Promise<void> {
