@@ -72,7 +72,7 @@ import type {
   StreamMetadataResult,
 } from './types.js';
 import { randomUuidBytes, uuidToBytes } from './uuid.js';
-import { batchesOfRecord, batchRunsOf, type BatchEventFacts } from './written-batches.js';
+import { batchesOfRecord, batchRunsOf, writeFactsOf, type BatchEventFacts } from './written-batches.js';
 import { WrittenIdRing } from './written-id-ring.js';
 import { joinPath } from '../storage/file-system.js';
 
@@ -639,17 +639,7 @@ export class EventStore {
     const runs = batchRunsOf(facts);
     for (let run = 0; run < runs.length; run += 3) {
       const start = runs[run]!;
-      const end = runs[run + 1]!;
-      const first = facts[start]!;
-      const batch = {
-        stream: first.stream,
-        firstRevision: first.revision,
-        softDeleted: runs[run + 2] === 1,
-        commitPosition: record.position,
-        lastPreparePosition: preparePositionOf(record.position, offsets[end - 1]!),
-        createdMicros: first.createdMicros,
-      };
-      ring.record(batch, record.payload, offsets, start, end - start, eventIdOffset(0));
+      ring.record(writeFactsOf(facts, runs, run, offsets, record.position), record.payload, offsets, start, runs[run + 1]! - start, eventIdOffset(0));
     }
   }
 

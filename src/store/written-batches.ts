@@ -10,6 +10,17 @@ export interface BatchEventFacts {
   createdMicros: number;
 }
 
+/** One write of a record, its ids aside: what the idempotency window and a replica's ring keep of it. */
+export interface WriteFacts {
+  stream: string;
+  firstRevision: number;
+  /** The stream was soft-deleted before the write (which recreates it). */
+  softDeleted: boolean;
+  commitPosition: number;
+  lastPreparePosition: number;
+  createdMicros: number;
+}
+
 /** Reused by every call of `batchRunsOf`: a caller reads it before it calls again. */
 const runs: number[] = [];
 
@@ -36,6 +47,19 @@ export function batchRunsOf(events: readonly BatchEventFacts[]): readonly number
   return runs;
 }
 
+/** The facts of the write at `runs[run]` (a triple from `batchRunsOf(events)`) of the record at `commitPosition`. */
+export function writeFactsOf(events: readonly BatchEventFacts[], runs: readonly number[], run: number, entryOffsets: readonly number[], commitPosition: number): WriteFacts {
+  const first = events[runs[run]!]!;
+  return {
+    stream: first.stream,
+    firstRevision: first.revision,
+    softDeleted: runs[run + 2] === 1,
+    commitPosition,
+    lastPreparePosition: preparePositionOf(commitPosition, entryOffsets[runs[run + 1]! - 1]!),
+    createdMicros: first.createdMicros,
+  };
+}
+
 /** The writes of one record as the idempotency window remembers them (see `batchRunsOf`). */
 export function batchesOfRecord(
   events: readonly BatchEventFacts[],
@@ -49,7 +73,7 @@ export function batchesOfRecord(
   for (let run = 0; run < runs.length; run += 3) {
     const start = runs[run]!;
     const end = runs[run + 1]!;
-    const first = events[start]!;
+    const facts = writeFactsOf(events, runs, run, entryOffsets, commitPosition);
     // A copy: a view into the payload would keep every remembered record's data alive.
     const ids = Buffer.allocUnsafe((end - start) * ID_BYTES);
     for (let i = start; i < end; i++) {
@@ -58,13 +82,13 @@ export function batchesOfRecord(
       for (let k = 0; k < ID_BYTES; k++) ids[to + k] = payload[from + k]!;
     }
     batches.push({
-      stream: first.stream,
+      stream: facts.stream,
       ids,
-      firstRevision: first.revision,
-      priorView: { lastRevision: first.revision - 1, tombstoned: false, softDeleted: runs[run + 2] === 1 },
+      firstRevision: facts.firstRevision,
+      priorView: { lastRevision: facts.firstRevision - 1, tombstoned: false, softDeleted: facts.softDeleted },
       commitPosition,
-      lastPreparePosition: preparePositionOf(commitPosition, entryOffsets[end - 1]!),
-      createdMicros: first.createdMicros,
+      lastPreparePosition: facts.lastPreparePosition,
+      createdMicros: facts.createdMicros,
       committed,
     });
   }

@@ -1,14 +1,5 @@
 import { ID_BYTES, IdempotencyWindow, type IdempotencyWindowLimits, type WrittenBatch } from './idempotency-window.js';
-
-/** One committed write to one stream, without its ids (see `WrittenBatch`). */
-export interface RingBatch {
-  stream: string;
-  firstRevision: number;
-  softDeleted: boolean;
-  commitPosition: number;
-  lastPreparePosition: number;
-  createdMicros: number;
-}
+import type { WriteFacts } from './written-batches.js';
 
 const INITIAL_BATCHES = 1024;
 const COMMITTED = Promise.resolve();
@@ -68,7 +59,7 @@ export class WrittenIdRing {
    * Records a committed write (after every earlier one), forgetting the oldest past the bound: its
    * `count` ids are the 16 bytes at `offsets[first..first+count)` of `source`, each moved by `delta`.
    */
-  record(batch: RingBatch, source: Uint8Array, offsets: readonly number[], first: number, count: number, delta: number): void {
+  record(batch: WriteFacts, source: Uint8Array, offsets: readonly number[], first: number, count: number, delta: number): void {
     if (count === 0) return;
     // A write larger than the whole window leaves nothing behind, as the window itself does.
     if (count > this.maxEvents) {
