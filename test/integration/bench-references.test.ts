@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { runBench } from './bench-process.js';
 
 /**
  * The benchmarks' references that say what a target asks of a server on this machine: durable
@@ -10,23 +9,6 @@ import { fileURLToPath } from 'node:url';
  * beside processes burning the followers' CPU (cluster bench, `--ceiling`). Short runs: the figures
  * are not judged, only that each reference ran, measured what it claims and left nothing behind.
  */
-const REPOSITORY = fileURLToPath(new URL('../../..', import.meta.url));
-
-function runBench(name: string, args: string[], timeoutMs: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const script = fileURLToPath(new URL(`../../bench/${name}.js`, import.meta.url));
-  const child = spawn(process.execPath, [script, ...args], { cwd: REPOSITORY, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  return new Promise((resolve) => {
-    child.once('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 /** The cells of the table row that starts with `| first | second |`, as numbers (commas dropped). */
 function tableRow(output: string, first: string, second?: string): number[] {
