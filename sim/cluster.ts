@@ -42,6 +42,8 @@ export interface SimClusterConfig {
   /** Learners join mid-run through a configuration entry, instead of being in the bootstrap membership. */
   lateLearners: boolean;
   writeTimeoutMs: number;
+  /** The leaders' batching delay (0: every write is sent at once). */
+  appendBatchDelayMs: number;
   /** Per node: how fast its clock runs (1 = real time). */
   clockRates: Map<string, number>;
   diskLatencyMs: { min: number; max: number };
@@ -185,6 +187,7 @@ export class SimCluster {
         tickMs: this.config.tickMs,
         raft: this.config.raft,
         writeTimeoutMs: this.config.writeTimeoutMs,
+        appendBatchDelayMs: this.config.appendBatchDelayMs,
         // Few positions in memory: lagging followers, truncations and restarts re-read old ones from the log.
         entryPositions: { stride: 4, cachedChunks: 2 },
         // Few entries in memory too: appends to a lagging follower and applies read them back from the log.

@@ -83,6 +83,7 @@ const MAX_EVENTS_PER_PHASE = 400_000;
 export async function runSimulation(options: SimulationOptions): Promise<SimulationReport> {
   const random = new SimRandom(options.seed);
   const setup = random.fork('setup');
+  const batching = random.fork('append-batching');
   const faultPhaseMs = options.faultPhaseMs ?? 20_000;
   const classes: FaultClasses = {
     drops: setup.chance(0.5),
@@ -146,6 +147,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       electionStorm: classes.electionStorm,
       lateLearners,
       writeTimeoutMs: 3000,
+      // Its own stream, so the draw leaves every recorded seed's other choices as they were.
+      appendBatchDelayMs: batching.chance(0.25) ? 0 : batching.between(1, 20),
       clockRates,
       diskLatencyMs: classes.slowDisk ? { min: 1, max: 30 } : { min: 0, max: 2 },
       unsafe: options.variant ? BROKEN_VARIANTS[options.variant] : undefined,
@@ -188,6 +191,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     retryChance: 0.15,
     leaderReadChance: 0.15,
     followerReadChance: 0.15,
+    burstChance: batching.chance(0.5) ? batching.between(5, 20) / 100 : 0,
+    burstSize: { min: 4, max: 12 },
   });
   // Persistent-subscription consumers on one of the streams, with a strategy and buffer per seed.
   const subscriptionSetup = random.fork('persistent-subscriptions');

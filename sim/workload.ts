@@ -16,6 +16,12 @@ export interface WorkloadConfig {
   retryChance: number;
   leaderReadChance: number;
   followerReadChance: number;
+  /**
+   * Chance, per operation, that a client instead sends a burst of fresh appends at once (they
+   * reach the leader together, as a closed loop of writers does, and exercise its batching).
+   */
+  burstChance: number;
+  burstSize: { min: number; max: number };
 }
 
 /** Errors after which the write certainly did not happen. */
@@ -48,7 +54,15 @@ export class Workload {
 
   private async client(client: number, random: SimRandom): Promise<void> {
     const state: ClientState = { leader: undefined, revisions: new Map() };
+    // Its own stream: bursts leave the client's other choices as they were for recorded seeds.
+    const bursts = random.fork('bursts');
     while (this.scheduler.now < this.config.endMs) {
+      if (bursts.chance(this.config.burstChance)) {
+        const size = bursts.between(this.config.burstSize.min, this.config.burstSize.max);
+        await Promise.all(Array.from({ length: size }, () => this.freshAppend(client, bursts, state)));
+        await this.sleep(bursts.between(this.config.thinkMs.min, this.config.thinkMs.max));
+        continue;
+      }
       const roll = random.next();
       if (roll < this.config.retryChance && this.retryable.length > 0) await this.retry(client, random, state);
       else if (roll < this.config.retryChance + this.config.leaderReadChance) await this.read(client, random, state, true);

@@ -47,6 +47,12 @@ export interface ReplicaOptions {
   raft?: Partial<Pick<RaftOptions, 'electionTicks' | 'heartbeatTicks' | 'maxEntriesPerAppend' | 'maxBytesPerAppend' | 'maxInflightAppends' | 'maxAutoTruncateEntries' | 'preVote' | 'checkQuorum'>>;
   /** A write not committed within this long fails with "no quorum" (its outcome is then unknown). */
   writeTimeoutMs?: number;
+  /**
+   * How long a leader with nothing in flight holds a few new writes back from its followers, when
+   * the last batch it sent was larger, for the rest of that wave of writers (see `batchAppends`).
+   * 0 sends every write at once.
+   */
+  appendBatchDelayMs?: number;
   /** How many entry positions the Raft log holds in memory (the simulator keeps few, so old ones are re-read from the log). */
   entryPositions?: EntryPositionsOptions;
   /** How many of the newest entries the Raft log keeps in memory (default 8192; the simulator keeps few, so older ones are read back). */
@@ -68,6 +74,7 @@ export interface ReplicaOptions {
 
 export const DEFAULT_TICK_MS = 100;
 export const DEFAULT_WRITE_TIMEOUT_MS = 5000;
+export const DEFAULT_APPEND_BATCH_DELAY_MS = 1;
 const DEFAULT_RAFT = {
   electionTicks: 10,
   heartbeatTicks: 1,
@@ -110,6 +117,7 @@ export class Replica {
   private readonly hardStateFile: HardStateFile;
   private readonly options: ReplicaOptions;
   private readonly writeTimeoutMs: number;
+  private readonly appendBatchDelayMs: number;
   private status: Status;
   private appliedIndex: number;
   private readyIndex: number | undefined;
@@ -139,6 +147,7 @@ export class Replica {
     this.raftLog = raftLog;
     this.hardStateFile = hardStateFile;
     this.writeTimeoutMs = options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+    this.appendBatchDelayMs = options.appendBatchDelayMs ?? DEFAULT_APPEND_BATCH_DELAY_MS;
     this.status = core.status;
     this.appliedIndex = appliedIndex;
   }
@@ -205,6 +214,7 @@ export class Replica {
         ...options.raft,
         id: options.id,
         random: options.random,
+        batchAppends: (options.appendBatchDelayMs ?? DEFAULT_APPEND_BATCH_DELAY_MS) > 0,
         // Entries the core made this turn (a new term's no-op) are not written yet: small, count them as 0.
         entryBytes: (index) => (index <= raftLog.lastIndex ? raftLog.endOf(index) - raftLog.positionOf(index) : 0),
         ...(options.unsafe ? { unsafe: options.unsafe } : {}),
@@ -360,6 +370,7 @@ export class Replica {
       this.trackDurable(this.raftLog.append(effects.append), last.index, last.term);
     }
     for (const envelope of effects.messages) this.dispatch(envelope);
+    if (effects.appendHold !== undefined) this.releaseAppendsLater(effects.appendHold);
     if (effects.commitIndex !== undefined) {
       const index = effects.commitIndex;
       this.applyChain = this.applyChain.then(() => this.applyUpTo(index)).catch((error: unknown) => this.failNode(error));
@@ -371,6 +382,14 @@ export class Replica {
     for (const id of effects.readsFailed) this.settleRead(id, this.notLeader('leadership was lost before the read was confirmed'));
     this.releaseReads();
     for (const fault of effects.faults) this.options.onFault?.(fault);
+  }
+
+  private releaseAppendsLater(hold: number): void {
+    this.options.timers.schedule(this.appendBatchDelayMs, () => {
+      if (this.closed || this.failure) return;
+      this.core.releaseAppends(hold);
+      this.requestPump();
+    });
   }
 
   /** Sends in order per peer; appends get their entries from the log first. */

@@ -40,6 +40,16 @@ export interface RaftOptions {
   maxAutoTruncateEntries: number;
   preVote: boolean;
   checkQuorum: boolean;
+  /**
+   * A leader holds new data entries back from its followers until they make up at least half as
+   * many entries as the last batch it released. While an earlier batch is still uncommitted, its
+   * commit is what brings those writers back; with nothing in flight, the caller's batching delay
+   * ends the wait (`appendHold`, then `releaseAppends`). Writers in a closed loop are answered
+   * together but send again a few at a time (the first answered is the first back): without the
+   * hold, every round reaches the followers as a lone entry and then the rest, two messages,
+   * two flushes and two acknowledgements where one would do.
+   */
+  batchAppends?: boolean;
   /** The seeded random source, in [0, 1). */
   random: () => number;
   /** Deliberate bugs, for proving that the simulator's checkers catch them. Never set in production. */
@@ -134,6 +144,12 @@ export class RaftNode<P> {
   private transferTarget: NodeId | undefined;
   private transferElapsed = 0;
   private replicationWanted = false;
+  /** Entries after this index are held back from followers (`batchAppends`). */
+  private releasedUpTo = 0;
+  private lastReleasedBatch = 1;
+  /** The hold waiting for the caller's `releaseAppends`, 0 when none. */
+  private pendingHold = 0;
+  private holdSequence = 0;
   private readRound = 0;
   private pendingReads: PendingRead[] = [];
   private readsAwaitingReady: number[] = [];
@@ -236,6 +252,13 @@ export class RaftNode<P> {
     return proposed;
   }
 
+  /** The batching delay of `appendHold` ended: the entries held go to the followers. */
+  releaseAppends(hold: number): void {
+    if (this.role !== 'leader' || hold !== this.pendingHold) return;
+    this.releaseHeldEntries();
+    this.replicationWanted = true;
+  }
+
   /**
    * Asks for a linearizable read point: once a quorum confirms this node still leads, `readsReady`
    * carries the index the read must wait to be applied.
@@ -257,6 +280,8 @@ export class RaftNode<P> {
     if (this.role !== 'leader' || target === this.id || !this.isVoter(target)) return false;
     this.transferTarget = target;
     this.transferElapsed = 0;
+    // The target must hold the whole log before it may take over: nothing stays held back.
+    this.releaseHeldEntries();
     this.maybeSendTimeoutNow();
     return true;
   }
@@ -315,6 +340,7 @@ export class RaftNode<P> {
   takeEffects(): Effects<P> {
     if (this.role === 'leader' && this.replicationWanted) {
       this.replicationWanted = false;
+      this.decideOnHeldEntries();
       for (const peer of this.progress.keys()) this.fillPipeline(peer);
     }
     if (this.hardStateDirty) {
@@ -509,6 +535,9 @@ export class RaftNode<P> {
     }
     this.leaderReady = false;
     this.readRound = 0;
+    this.releasedUpTo = this.log.lastIndex;
+    this.lastReleasedBatch = 1;
+    this.pendingHold = 0;
     const noop = this.appendLocal('noop', undefined as P);
     this.firstIndexOfTerm = noop.index;
     if (this.configurations.length === 0) this.appendLocal('config', undefined as P, this.bootstrap);
@@ -665,8 +694,33 @@ export class RaftNode<P> {
     if (membership) this.configurations.push({ index: entry.index, membership });
     this.effects.append.push(entry);
     this.replicationWanted = true;
+    if (!this.options.batchAppends) this.releaseHeldEntries();
     if (membership && this.role === 'leader') this.syncProgressWithMembership();
     return entry;
+  }
+
+  /** `batchAppends`: releases the entries held, holds them on, or asks the caller for a delay. */
+  private decideOnHeldEntries(): void {
+    const held = this.log.lastIndex - this.releasedUpTo;
+    if (held <= 0) return;
+    const enough = Math.min(this.options.maxEntriesPerAppend, Math.max(1, Math.floor(this.lastReleasedBatch / 2)));
+    if (held >= enough) {
+      this.releaseHeldEntries();
+      return;
+    }
+    // An earlier batch is in flight: its commit answers its writers, who then come back.
+    if (this.commitIndex < this.releasedUpTo) return;
+    if (this.pendingHold === 0) {
+      this.pendingHold = ++this.holdSequence;
+      this.effects.appendHold = this.pendingHold;
+    }
+  }
+
+  private releaseHeldEntries(): void {
+    const held = this.log.lastIndex - this.releasedUpTo;
+    if (held > 0) this.lastReleasedBatch = held;
+    this.releasedUpTo = this.log.lastIndex;
+    this.pendingHold = 0;
   }
 
   private appendReceived(entry: Entry<P>): void {
@@ -708,7 +762,7 @@ export class RaftNode<P> {
     const progress = this.progress.get(peer);
     if (!progress) return false;
     if (progress.state === 'probe' ? progress.probeSent : progress.inflight.length >= this.options.maxInflightAppends) return false;
-    const lastIndex = this.log.lastIndex;
+    const lastIndex = this.releasedUpTo;
     const prevIndex = progress.next - 1;
     const count = this.appendCount(prevIndex, lastIndex);
     if (count === 0) {
@@ -959,5 +1013,6 @@ function emptyEffects<P>(): Effects<P> {
     readsFailed: [],
     status: undefined,
     faults: [],
+    appendHold: undefined,
   };
 }

@@ -177,6 +177,11 @@ export interface Effects<P> {
   /** Set when the role, term or known leader changed. */
   status: Status | undefined;
   faults: Fault[];
+  /**
+   * A leader batching appends (`batchAppends`) started holding new entries back while nothing is
+   * in flight: call `releaseAppends` with this number after the batching delay.
+   */
+  appendHold: number | undefined;
 }
 
 export interface Status {

@@ -90,6 +90,7 @@ export async function startClusterNode(configuration: ServerConfiguration, logge
       timers: REAL_TIMERS,
       random: Math.random,
       writeTimeoutMs: configuration.writeTimeoutMs,
+      appendBatchDelayMs: configuration.appendBatchDelayMs,
       store: { maxAppendSizeBytes: configuration.maxAppendSizeBytes, log: (message) => logger.info(message) },
       endpointOf: (id) => member(id)?.externalHttp,
       onStatus: (status) => logger.info({ role: status.role, term: status.term, leader: status.leader }, `raft: ${status.role} in term ${status.term}${status.leader ? `, leader ${status.leader}` : ''}`),

@@ -50,6 +50,7 @@ export interface ServerConfiguration {
   readonly clusterFormTimeoutMs: number;
   readonly clusterFormMandatory: boolean;
   readonly writeTimeoutMs: number;
+  readonly appendBatchDelayMs: number;
   readonly insecure: boolean;
   /** PEM certificate (and chain) of the external interface; TLS is on when it is set and `insecure` is not. */
   readonly certificateFile: string | null;

@@ -272,6 +272,16 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     defaultText: '5000',
     parse: parseMilliseconds,
   },
+  appendBatchDelayMs: {
+    key: 'appendBatchDelayMs',
+    flag: 'append-batch-delay-ms',
+    kind: 'value',
+    valueName: '<ms>',
+    description: 'in a cluster, how long a leader holds a few writes back from its followers when the batch before was larger, waiting for the rest of that wave of writers (0: send each write at once)',
+    defaultValue: 1,
+    defaultText: '1',
+    parse: parseMilliseconds,
+  },
   insecure: {
     key: 'insecure',
     flag: 'insecure',

@@ -29,6 +29,7 @@ export interface ClusterOptions {
   maxAutoTruncateEntries?: number;
   preVote?: boolean;
   checkQuorum?: boolean;
+  batchAppends?: boolean;
   unsafe?: UnsafeVariants;
 }
 
@@ -63,6 +64,8 @@ export class SimNode {
   truncations: number[] = [];
   /** Every `commitIndex` effect. */
   commitIndexes: number[] = [];
+  /** Every `appendHold` effect: holds waiting for `Cluster.releaseAppends`. */
+  appendHolds: number[] = [];
 
   constructor(
     readonly id: NodeId,
@@ -142,6 +145,7 @@ export class Cluster {
         maxAutoTruncateEntries: options.maxAutoTruncateEntries ?? 1000,
         preVote: options.preVote ?? true,
         checkQuorum: options.checkQuorum ?? true,
+        batchAppends: options.batchAppends ?? false,
         random: lcg((options.seed ?? 1) * 7919 + position * 104729),
       };
       if (options.unsafe) raftOptions.unsafe = options.unsafe;
@@ -244,6 +248,12 @@ export class Cluster {
       if (!result.ok) throw new Error(`${leader} refused ${payload}: ${result.reason}`);
     }
     this.stabilize();
+  }
+
+  /** `id`'s batching delay ended for `hold` (its newest by default); nothing is sent until the next `collect`. */
+  releaseAppends(id: NodeId, hold?: number): void {
+    const node = this.node(id);
+    node.raft.releaseAppends(hold ?? node.appendHolds.at(-1) ?? 0);
   }
 
   readIndex(id: NodeId, readId: number): void {
@@ -425,6 +435,7 @@ export class Cluster {
     node.readsFailed.push(...effects.readsFailed);
     if (effects.status) node.statuses.push(effects.status);
     node.faults.push(...effects.faults);
+    if (effects.appendHold !== undefined) node.appendHolds.push(effects.appendHold);
   }
 
   private apply(node: SimNode, commitIndex: number): void {
@@ -463,7 +474,8 @@ function isEmpty(effects: Effects<Payload>): boolean {
     effects.readsReady.length === 0 &&
     effects.readsFailed.length === 0 &&
     effects.status === undefined &&
-    effects.faults.length === 0
+    effects.faults.length === 0 &&
+    effects.appendHold === undefined
   );
 }
 
