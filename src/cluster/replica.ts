@@ -386,8 +386,8 @@ export class Replica {
 
   private releaseAppendsLater(hold: number): void {
     this.options.timers.schedule(this.appendBatchDelayMs, () => {
-      if (this.closed || this.failure) return;
-      this.core.releaseAppends(hold);
+      // Most holds end before their delay, when the rest of the wave arrives: nothing to pump then.
+      if (this.closed || this.failure || !this.core.releaseAppends(hold)) return;
       this.requestPump();
     });
   }

@@ -252,11 +252,15 @@ export class RaftNode<P> {
     return proposed;
   }
 
-  /** The batching delay of `appendHold` ended: the entries held go to the followers. */
-  releaseAppends(hold: number): void {
-    if (this.role !== 'leader' || hold !== this.pendingHold) return;
+  /**
+   * The batching delay of `appendHold` ended: the entries held go to the followers. False when
+   * that hold had already ended (enough entries came first), so there is nothing to send.
+   */
+  releaseAppends(hold: number): boolean {
+    if (this.role !== 'leader' || hold !== this.pendingHold) return false;
     this.releaseHeldEntries();
     this.replicationWanted = true;
+    return true;
   }
 
   /**
