@@ -176,11 +176,11 @@ export class WrittenIdRing {
       lastPreparePositions[to] = this.lastPreparePositions[from]!;
       createdMicros[to] = this.createdMicros[from]!;
       softDeleted[to] = this.softDeleted[from]!;
-      for (let i = 0; i < this.counts[from]!; i++) {
-        const id = this.idStarts[from]! + i;
-        ids.set(this.idAt(id), (id % idSlots) * ID_BYTES);
-      }
     }
+    // The ids kept follow one another from the oldest batch's first: they move in the few runs
+    // that are contiguous in both rings, not one id (and one view) at a time.
+    const firstId = this.oldest < this.batchesWritten ? this.idStarts[this.oldest % this.batchSlots]! : this.idsWritten;
+    copyRingRun(this.ids, this.idSlots, ids, idSlots, firstId, this.idsWritten);
     this.batchSlots = batchSlots;
     this.idSlots = idSlots;
     this.ids = ids;
@@ -192,5 +192,17 @@ export class WrittenIdRing {
     this.lastPreparePositions = lastPreparePositions;
     this.createdMicros = createdMicros;
     this.softDeleted = softDeleted;
+  }
+}
+
+/** Copies ids `first` to `end` (exclusive, counted since the ring began) from one ring of 16-byte slots to another. */
+function copyRingRun(from: Uint8Array, fromSlots: number, to: Uint8Array, toSlots: number, first: number, end: number): void {
+  let id = first;
+  while (id < end) {
+    const source = id % fromSlots;
+    const target = id % toSlots;
+    const run = Math.min(end - id, fromSlots - source, toSlots - target);
+    to.set(from.subarray(source * ID_BYTES, (source + run) * ID_BYTES), target * ID_BYTES);
+    id += run;
   }
 }

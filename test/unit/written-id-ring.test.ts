@@ -58,6 +58,20 @@ function recordAsFollower(ring: WrittenIdRing, batch: WrittenBatch): void {
   ring.record({ stream, firstRevision, softDeleted: batch.priorView.softDeleted, commitPosition, lastPreparePosition, createdMicros }, payload, offsets, 0, count, 3);
 }
 
+/** A window kept all along and a ring, both empty, with the same bound. */
+function emptyWindowAndRing(maxEvents: number): { kept: IdempotencyWindow; ring: WrittenIdRing } {
+  return { kept: new IdempotencyWindow(LIMITS(maxEvents)), ring: new WrittenIdRing(LIMITS(maxEvents)) };
+}
+
+/** Writes `writes` (at positions 1, 2, ...) into a window kept all along and, as a follower does, into the ring. */
+function recordEverywhere(writes: readonly Write[], kept: IdempotencyWindow, ring: WrittenIdRing): void {
+  writes.forEach((write, position) => {
+    const batch = batchOf(write, position + 1);
+    kept.add(batch);
+    recordAsFollower(ring, batch);
+  });
+}
+
 /** Everything a window answers about a write, as comparable data. */
 function answer(window: IdempotencyWindow, stream: string, ids: Uint8Array[]): unknown {
   const match: BatchMatch = window.match(stream, ids);
@@ -91,13 +105,8 @@ describe('WrittenIdRing', () => {
   it('builds the window a window kept all along would be, through eviction, wrapping and growth', () => {
     fc.assert(
       fc.property(fc.array(writeArbitrary, { maxLength: 120 }), fc.integer({ min: 1, max: 30 }), fc.array(writeArbitrary, { minLength: 1, maxLength: 20 }), (writes, maxEvents, probes) => {
-        const kept = new IdempotencyWindow(LIMITS(maxEvents));
-        const ring = new WrittenIdRing(LIMITS(maxEvents));
-        writes.forEach((write, position) => {
-          const batch = batchOf(write, position + 1);
-          kept.add(batch);
-          recordAsFollower(ring, batch);
-        });
+        const { kept, ring } = emptyWindowAndRing(maxEvents);
+        recordEverywhere(writes, kept, ring);
         assertBuildsKeptWindow(ring, kept, maxEvents, [...writes, ...probes]);
       }),
       { numRuns: 400 },
@@ -147,20 +156,32 @@ describe('WrittenIdRing', () => {
 
   it('grows its arrays after wrapping round, when smaller writes follow larger ones', () => {
     const maxEvents = 3000;
-    const kept = new IdempotencyWindow(LIMITS(maxEvents));
-    const ring = new WrittenIdRing(LIMITS(maxEvents));
+    const { kept, ring } = emptyWindowAndRing(maxEvents);
     const writes: Write[] = [];
     let next = 0;
     // 600 writes of 6 events fill the window and wrap the ring; 2,500 writes of one event then
     // need more batch slots than it had while it holds a wrapped run.
     for (let n = 0; n < 600; n++) writes.push({ stream: n % 5, ids: Array.from({ length: 6 }, () => next++), softDeleted: n % 2 === 0, ageMicros: 0 });
     for (let n = 0; n < 2500; n++) writes.push({ stream: n % 5, ids: [next++], softDeleted: false, ageMicros: 0 });
-    writes.forEach((write, position) => {
-      const batch = batchOf(write, position + 1);
-      kept.add(batch);
-      recordAsFollower(ring, batch);
-    });
+    recordEverywhere(writes, kept, ring);
     assertBuildsKeptWindow(ring, kept, maxEvents, writes.filter((_, i) => i % 7 === 0 || i > 3000));
+  });
+
+  it('grows while the ids it holds wrap round its end, after a write larger than the window emptied it', () => {
+    const maxEvents = 3000;
+    const { kept, ring } = emptyWindowAndRing(maxEvents);
+    const writes: Write[] = [];
+    let next = 0;
+    // 1,800 ids grow the ring to 2,048 slots; the write of 3,001 empties it; the 2,900 single-id
+    // writes that follow start at slot 1,800, wrap at 2,048 and then need 3,000 slots: every kept
+    // id moves to a ring of another size from a run that wraps.
+    for (let n = 0; n < 300; n++) writes.push({ stream: n % 5, ids: Array.from({ length: 6 }, () => next++), softDeleted: false, ageMicros: 0 });
+    writes.push({ stream: 0, ids: Array.from({ length: maxEvents + 1 }, () => next++), softDeleted: false, ageMicros: 0 });
+    const firstAfterEmptying = writes.length;
+    for (let n = 0; n < 2900; n++) writes.push({ stream: n % 5, ids: [next++ % 60_000], softDeleted: false, ageMicros: 0 });
+    recordEverywhere(writes, kept, ring);
+    assert.equal(ring.size, 2900);
+    assertBuildsKeptWindow(ring, kept, maxEvents, writes.slice(firstAfterEmptying));
   });
 
   it('holds a large window without allocating it up front', () => {
