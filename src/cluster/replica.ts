@@ -147,7 +147,7 @@ export class Replica {
     this.raftLog = raftLog;
     this.hardStateFile = hardStateFile;
     this.writeTimeoutMs = options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
-    this.appendBatchDelayMs = options.appendBatchDelayMs ?? DEFAULT_APPEND_BATCH_DELAY_MS;
+    this.appendBatchDelayMs = appendBatchDelayOf(options);
     this.status = core.status;
     this.appliedIndex = appliedIndex;
   }
@@ -214,7 +214,7 @@ export class Replica {
         ...options.raft,
         id: options.id,
         random: options.random,
-        batchAppends: (options.appendBatchDelayMs ?? DEFAULT_APPEND_BATCH_DELAY_MS) > 0,
+        batchAppends: appendBatchDelayOf(options) > 0,
         // Entries the core made this turn (a new term's no-op) are not written yet: small, count them as 0.
         entryBytes: (index) => (index <= raftLog.lastIndex ? raftLog.endOf(index) - raftLog.positionOf(index) : 0),
         ...(options.unsafe ? { unsafe: options.unsafe } : {}),
@@ -687,6 +687,10 @@ export class Replica {
     this.wakeWritableWaiters();
     await this.store.close();
   }
+}
+
+function appendBatchDelayOf(options: ReplicaOptions): number {
+  return options.appendBatchDelayMs ?? DEFAULT_APPEND_BATCH_DELAY_MS;
 }
 
 /** The index of the entry that ends at `position` (0 for position 0). */

@@ -1,3 +1,4 @@
+import { DEFAULT_APPEND_BATCH_DELAY_MS, DEFAULT_WRITE_TIMEOUT_MS } from '../cluster/replica.js';
 import { DEFAULT_MAX_APPEND_SIZE_BYTES } from '../store/event-preparation.js';
 import type { ServerConfiguration } from './configuration.js';
 import {
@@ -268,8 +269,8 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     kind: 'value',
     valueName: '<ms>',
     description: 'in a cluster, a write not committed on a quorum within this long fails with "no quorum" (its outcome unknown)',
-    defaultValue: 5000,
-    defaultText: '5000',
+    defaultValue: DEFAULT_WRITE_TIMEOUT_MS,
+    defaultText: String(DEFAULT_WRITE_TIMEOUT_MS),
     parse: parseMilliseconds,
   },
   appendBatchDelayMs: {
@@ -278,8 +279,8 @@ export const SETTINGS: { readonly [K in SettingKey]: SettingDefinition<K> } = {
     kind: 'value',
     valueName: '<ms>',
     description: 'in a cluster, how long a leader holds a few writes back from its followers when the batch before was larger, waiting for the rest of that wave of writers (0: send each write at once)',
-    defaultValue: 1,
-    defaultText: '1',
+    defaultValue: DEFAULT_APPEND_BATCH_DELAY_MS,
+    defaultText: String(DEFAULT_APPEND_BATCH_DELAY_MS),
     parse: parseMilliseconds,
   },
   insecure: {
