@@ -147,8 +147,9 @@ describe('a three-node cluster from the seed command lines', { timeout: 180_000 
               const result = await client.appendToStream('cluster-failover', event);
               Object.assign(operation, { outcome: 'ok', completedMs: Date.now(), position: Number(result.position!.commit), lastRevision: Number(result.nextExpectedRevision) });
               acknowledged.push(id);
-              // Failover time: from the kill to the first write sent after it and acknowledged.
-              if (killedAt > 0 && attemptStartedAt >= killedAt && firstAfterKill === 0) firstAfterKill = Date.now();
+              // Failover time: from the kill to the first write sent after it and acknowledged. Strictly
+              // after: an attempt started in the kill's millisecond may have reached the old leader first.
+              if (killedAt > 0 && attemptStartedAt > killedAt && firstAfterKill === 0) firstAfterKill = Date.now();
               break;
             } catch (error) {
               // A failed append's outcome is unknown to the client (a timeout, a lost leader).
